@@ -1,0 +1,140 @@
+"""`harness eval`: run every benchmark for every model through the proxy.
+
+Models are evaluated concurrently (each has its own server); benchmarks of one model run one
+after another so the server's slots are never oversubscribed. A model x benchmark that has a
+`done.json` is skipped; anything else is (re)run, and the proxy's response cache answers every
+generation that already finished, so a killed eval resumes without regenerating anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import traceback
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from harness import LM_EVAL_BENCHMARKS
+from harness.config import StudyConfig, dataset_file, load_config
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="run the benchmarks for every model through the proxy")
+    p.add_argument("--config", required=True, help="study YAML")
+    p.add_argument("--run", required=True, help="run directory, e.g. results/demo")
+    p.add_argument("--proxy-url", default=os.environ.get("HARNESS_PROXY_URL"),
+                   help="proxy base URL (default: $HARNESS_PROXY_URL, else the run's serve.json)")
+    p.add_argument("--models", nargs="+", help="subset of models (default: all)")
+    p.add_argument("--benchmarks", nargs="+", help="subset of benchmarks (default: all configured)")
+    p.set_defaults(func=cmd_eval)
+
+
+def find_proxy_url(run_dir: Path, explicit: str | None) -> str:
+    from harness.cli import UsageError
+
+    url = explicit
+    if not url:
+        state = run_dir / "serve.json"
+        if not state.exists():
+            raise UsageError(f"no proxy: pass --proxy-url, set HARNESS_PROXY_URL, or start one with "
+                             f"`harness serve --run {run_dir} ...`")
+        url = json.loads(state.read_text())["proxy_url"]
+    url = url.rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{url}/_proxy/health", timeout=5) as resp:
+            resp.read()
+    except OSError as exc:
+        raise UsageError(f"proxy at {url} is not answering ({exc}); is the stack up?") from None
+    return url
+
+
+def item_count(cfg: StudyConfig, bench: str) -> int:
+    from harness.runners.lm_eval_runner import load_rows
+
+    path = dataset_file(cfg, bench)
+    if path.name.endswith(".jsonl.gz"):
+        import gzip
+
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            n = sum(1 for line in fh if line.strip())
+    else:
+        n = len(load_rows(path))
+    limit = cfg.benchmarks[bench].limit
+    return min(n, limit) if limit else n
+
+
+def eval_model(cfg: StudyConfig, model: str, benches: list[str], proxy_url: str, run_dir: Path,
+               monitor: Any) -> list[str]:
+    """Run one model's benchmarks in order; returns the error messages (empty when all passed)."""
+    errors = []
+    for bench in benches:
+        out_dir = run_dir / "raw" / model / bench
+        if (out_dir / "done.json").exists():
+            log.info("%s/%s already done; skipping", model, bench)
+            monitor.mark_finished(model, bench)
+            continue
+        try:
+            if bench in LM_EVAL_BENCHMARKS:
+                from harness.runners.lm_eval_runner import run_lm_eval_benchmark
+
+                run_lm_eval_benchmark(cfg, model, bench, proxy_url, run_dir)
+            else:
+                from harness.runners.humaneval import run_humaneval
+
+                run_humaneval(cfg, model, proxy_url, out_dir)
+            monitor.mark_finished(model, bench)
+        except Exception as exc:  # one failed benchmark must not stop the others
+            log.debug("%s", traceback.format_exc())
+            errors.append(f"{model}/{bench}: {exc}")
+            log.error("%s/%s failed: %s", model, bench, exc)
+    return errors
+
+
+def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
+             models: list[str] | None = None, benches: list[str] | None = None) -> list[str]:
+    from harness.cli import UsageError
+    from harness.progress import ProgressMonitor
+
+    models = models or list(cfg.models)
+    benches = benches or list(cfg.benchmarks)
+    for name in models:
+        if name not in cfg.models:
+            raise UsageError(f"unknown model {name!r}; models: {', '.join(cfg.models)}")
+    for name in benches:
+        if name not in cfg.benchmarks:
+            raise UsageError(f"benchmark {name!r} is not in the config; configured: {', '.join(cfg.benchmarks)}")
+        if not dataset_file(cfg, name).exists():
+            raise UsageError(f"dataset for {name} missing: {dataset_file(cfg, name)} "
+                             f"(run `harness fetch --config {config_path}`)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.yaml").exists():
+        shutil.copyfile(config_path, run_dir / "config.yaml")
+    totals = {(m, b): item_count(cfg, b) * cfg.benchmarks[b].samples_per_item for m in models for b in benches}
+    monitor = ProgressMonitor(run_dir / "proxy", totals)
+    monitor.start()
+    try:
+        with ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="eval") as pool:
+            results = list(pool.map(lambda m: eval_model(cfg, m, benches, proxy_url, run_dir, monitor), models))
+    finally:
+        monitor.stop()
+    return [e for errs in results for e in errs]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    run_dir = Path(args.run)
+    proxy_url = find_proxy_url(run_dir, args.proxy_url)
+    errors = run_eval(cfg, Path(args.config), run_dir, proxy_url, args.models, args.benchmarks)
+    if errors:
+        for err in errors:
+            print(f"error: {err}")
+        return 1
+    print(f"eval complete: {run_dir}/raw")
+    return 0

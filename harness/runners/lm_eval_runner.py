@@ -1,0 +1,254 @@
+"""AIME 2024/2025 and IFEval through lm-eval 0.4.13 `local-chat-completions`, via the proxy.
+
+We generate our own task YAMLs (named like the built-ins, so results keep the names `aime24`,
+`aime25`, `ifeval`) to pin the data source to a local file and to score every generation under
+both protocols from one generation: filter `as_recorded` scores the raw text as lm-eval would;
+filter `reasoning_stripped` scores the text after the last `</think>`.
+
+lm-eval runs as a subprocess, one per model x benchmark x repeat: it writes its results and
+samples files only at the end, so a killed run leaves nothing half-written, and the proxy's
+response cache makes the rerun free for everything already generated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import SCHEMA_VERSION
+from harness.config import StudyConfig, dataset_file
+from harness.io import atomic_write_json, atomic_write_text, utc_now
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_FILTERS = """filter_list:
+  - name: as_recorded
+    filter:
+      - function: take_first
+  - name: reasoning_stripped
+    filter:
+      - function: custom
+        filter_fn: !function utils.strip_think
+      - function: take_first
+"""
+
+TASKS: dict[str, dict[str, Any]] = {
+    "aime24": {
+        "doc_to_text": "Question: {{Problem}}\nAnswer:",
+        "doc_to_target": "{{Answer}}",
+        "process_results": "utils.aime_process_results",
+        "metrics": [("exact_match", "mean")],
+        "version": 0.0,
+    },
+    "aime25": {
+        "doc_to_text": "Question: {{problem}}\nAnswer:",
+        "doc_to_target": "{{answer}}",
+        "process_results": "utils.aime_process_results",
+        "metrics": [("exact_match", "mean")],
+        "version": 0.0,
+    },
+    "ifeval": {
+        "doc_to_text": "prompt",
+        "doc_to_target": 0,
+        "process_results": "utils.ifeval_process_results",
+        "metrics": [("prompt_level_strict_acc", "mean"), ("inst_level_strict_acc", "utils.agg_inst_level_acc"),
+                    ("prompt_level_loose_acc", "mean"), ("inst_level_loose_acc", "utils.agg_inst_level_acc")],
+        "version": 4.0,
+    },
+}
+
+# Fields each benchmark's rows must have (the real datasets' schemas).
+REQUIRED_FIELDS = {
+    "aime24": {"ID", "Problem", "Answer"},
+    "aime25": {"id", "problem", "answer"},
+    "ifeval": {"key", "prompt", "instruction_id_list", "kwargs"},
+}
+
+LOADERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+class DatasetSchemaError(Exception):
+    pass
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a local dataset file (jsonl/json/parquet/csv)."""
+    if path.suffix == ".parquet" or path.suffix == ".csv":
+        import pandas as pd
+
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        return [dict(r) for r in frame.to_dict(orient="records")]
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DatasetSchemaError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
+def check_schema(bench: str, path: Path) -> int:
+    """Fail early, naming the missing fields, when a dataset file is in the wrong schema."""
+    if path.suffix not in LOADERS:
+        raise DatasetSchemaError(f"{path}: unsupported dataset format {path.suffix!r} (use .jsonl, .parquet or .csv)")
+    rows = load_rows(path)
+    if not rows:
+        raise DatasetSchemaError(f"{path}: dataset for {bench} is empty")
+    missing = REQUIRED_FIELDS[bench] - set(rows[0])
+    if missing:
+        raise DatasetSchemaError(f"{path}: not a {bench} dataset: rows lack {', '.join(sorted(missing))} "
+                                 f"(have {', '.join(sorted(rows[0]))})")
+    return len(rows)
+
+
+def task_yaml(cfg: StudyConfig, bench: str) -> str:
+    """The lm-eval task definition for one benchmark, pinned to its local data file."""
+    spec, task = cfg.benchmarks[bench], TASKS[bench]
+    data = dataset_file(cfg, bench)
+    gen: dict[str, Any] = {
+        # No stop strings: AIME's built-in "Question:" stop can fire inside a reasoning block.
+        "until": [],
+        "do_sample": True,
+        "max_gen_toks": spec.max_tokens,
+        **{k: v for k, v in cfg.sampling.request_fields().items() if k != "seed"},  # seed: model_args
+    }
+    body = {
+        "task": bench,
+        "dataset_path": LOADERS[data.suffix],
+        "dataset_kwargs": {"data_files": {"train": str(data)}},
+        "output_type": "generate_until",
+        "test_split": "train",
+        "doc_to_text": task["doc_to_text"],
+        "doc_to_target": task["doc_to_target"],
+        "generation_kwargs": gen,
+        "num_fewshot": 0,
+        "repeats": 1,
+        "metadata": {"version": task["version"], "harness_dataset": str(data)},
+    }
+    metrics = ["metric_list:"]
+    for name, agg in task["metrics"]:
+        agg_text = f"!function {agg}" if agg.startswith("utils.") else agg
+        metrics += [f"  - metric: {name}", f"    aggregation: {agg_text}", "    higher_is_better: true"]
+    return (yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+            + f"process_results: !function {task['process_results']}\n"
+            + "\n".join(metrics) + "\n" + PROTOCOL_FILTERS)
+
+
+def write_task_dir(cfg: StudyConfig, bench: str, root: Path) -> Path:
+    task_dir = root / bench
+    atomic_write_text(task_dir / f"{bench}.yaml", task_yaml(cfg, bench))
+    atomic_write_text(task_dir / "utils.py", "from harness.runners.lm_eval_tasks import *  # noqa: F401,F403\n")
+    return task_dir
+
+
+def completed_seeds(out_dir: Path) -> dict[int, str]:
+    """Seeds whose lm-eval run finished: a results file whose samples file is there too."""
+    done: dict[int, str] = {}
+    for results in sorted(out_dir.glob("results_*.json")):
+        stamp = results.stem.removeprefix("results_")
+        if not list(out_dir.glob(f"samples_*_{stamp}.jsonl")):
+            continue
+        try:
+            model_args = json.loads(results.read_text()).get("config", {}).get("model_args", {})
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(model_args, str):  # older lm-eval: "k=v,k=v"
+            model_args = dict(kv.split("=", 1) for kv in model_args.split(",") if "=" in kv)
+        if "seed" in model_args:
+            done[int(model_args["seed"])] = results.name
+    return done
+
+
+def lm_eval_command(cfg: StudyConfig, model: str, bench: str, seed: int, proxy_url: str,
+                    task_dir: Path, out_dir: Path) -> list[str]:
+    spec = cfg.benchmarks[bench]
+    model_args = {
+        "base_url": f"{proxy_url}/{model}/v1/chat/completions",
+        "model": cfg.models[model].alias or model,
+        "num_concurrent": cfg.server.slots,
+        "max_retries": cfg.request.max_retries,
+        "timeout": cfg.request.timeout_s,
+        "seed": seed,
+        "tokenized_requests": False,
+        # Replaces lm-eval's default `Authorization: Bearer $OPENAI_API_KEY`; tags the proxy record.
+        "header": {"X-Harness-Benchmark": bench},
+    }
+    argv = [
+        sys.executable, "-m", "lm_eval", "run",
+        "--model", "local-chat-completions", "--model_args", json.dumps(model_args),
+        "--tasks", bench, "--include_path", str(task_dir), "--apply_chat_template",
+        "--output_path", str(out_dir / "results.json"), "--log_samples",
+        "--seed", f"0,{seed},{seed},{seed}",
+    ]
+    if spec.system_instruction:
+        argv += ["--system_instruction", spec.system_instruction]
+    if spec.limit:
+        argv += ["--limit", str(spec.limit)]
+    return argv
+
+
+def lm_eval_env(cfg: StudyConfig) -> dict[str, str]:
+    data = Path(cfg.data_dir).resolve()
+    env = dict(os.environ)
+    env.update({
+        "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",  # every input is local; never reach a hub
+        "HF_DATASETS_CACHE": str(data / ".hf-datasets-cache"),
+        "NLTK_DATA": str(data / "nltk_data") + (os.pathsep + env["NLTK_DATA"] if env.get("NLTK_DATA") else ""),
+        "TOKENIZERS_PARALLELISM": "false",
+    })
+    env.pop("OPENAI_API_KEY", None)  # never sent, never logged
+    return env
+
+
+def run_lm_eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: str, run_dir: Path) -> dict[str, Any]:
+    """Run every repeat of one benchmark for one model; skip repeats already finished."""
+    out_dir = run_dir / "raw" / model / bench
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_items = check_schema(bench, dataset_file(cfg, bench))
+    task_dir = write_task_dir(cfg, bench, run_dir / "tasks")
+    finished = completed_seeds(out_dir)
+    files = []
+    for seed in cfg.repeat_seeds(model, bench):
+        if seed in finished:
+            log.info("%s/%s seed %d already done (%s)", model, bench, seed, finished[seed])
+            files.append(finished[seed])
+            continue
+        argv = lm_eval_command(cfg, model, bench, seed, proxy_url, task_dir, out_dir)
+        log_path = run_dir / "logs" / f"lm-eval-{model}-{bench}-seed{seed}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as fh:
+            proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=lm_eval_env(cfg),
+                                  stdin=subprocess.DEVNULL, check=False)
+        if proc.returncode != 0:
+            _quarantine_partial(out_dir, finished)
+            raise RuntimeError(f"lm-eval failed for {model}/{bench} (exit {proc.returncode}); see {log_path}")
+        finished = completed_seeds(out_dir)
+        if seed not in finished:
+            raise RuntimeError(f"lm-eval finished but wrote no results for {model}/{bench}; see {log_path}")
+        files.append(finished[seed])
+    summary = {"schema_version": SCHEMA_VERSION, "model": model, "benchmark": bench, "finished": utc_now(),
+               "items": n_items, "repeats": len(files), "results_files": files, "runner": "lm-eval"}
+    atomic_write_json(out_dir / "done.json", summary)
+    return summary
+
+
+def _quarantine_partial(out_dir: Path, finished: dict[int, str]) -> None:
+    """Move a results file without its samples (a crash between lm-eval's two writes) aside."""
+    keep = set(finished.values())
+    for results in out_dir.glob("results_*.json"):
+        if results.name not in keep:
+            stamp = results.stem.removeprefix("results_")
+            if not list(out_dir.glob(f"samples_*_{stamp}.jsonl")):
+                aside = out_dir / ".incomplete"
+                aside.mkdir(exist_ok=True)
+                shutil.move(str(results), aside / results.name)

