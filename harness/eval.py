@@ -58,14 +58,7 @@ def find_proxy_url(run_dir: Path, explicit: str | None) -> str:
 def item_count(cfg: StudyConfig, bench: str) -> int:
     from harness.runners.lm_eval_runner import load_rows
 
-    path = dataset_file(cfg, bench)
-    if path.name.endswith(".jsonl.gz"):
-        import gzip
-
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            n = sum(1 for line in fh if line.strip())
-    else:
-        n = len(load_rows(path))
+    n = len(load_rows(dataset_file(cfg, bench)))
     limit = cfg.benchmarks[bench].limit
     return min(n, limit) if limit else n
 
@@ -97,22 +90,34 @@ def eval_model(cfg: StudyConfig, model: str, benches: list[str], proxy_url: str,
     return errors
 
 
-def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
-             models: list[str] | None = None, benches: list[str] | None = None) -> list[str]:
+def check_inputs(cfg: StudyConfig, config_path: Path, models: list[str], benches: list[str]) -> None:
+    """Refuse unknown names, missing datasets and wrong schemas before anything is generated."""
     from harness.cli import UsageError
-    from harness.progress import ProgressMonitor
+    from harness.runners.lm_eval_runner import DatasetSchemaError, check_schema
 
-    models = models or list(cfg.models)
-    benches = benches or list(cfg.benchmarks)
     for name in models:
         if name not in cfg.models:
             raise UsageError(f"unknown model {name!r}; models: {', '.join(cfg.models)}")
     for name in benches:
         if name not in cfg.benchmarks:
             raise UsageError(f"benchmark {name!r} is not in the config; configured: {', '.join(cfg.benchmarks)}")
-        if not dataset_file(cfg, name).exists():
-            raise UsageError(f"dataset for {name} missing: {dataset_file(cfg, name)} "
-                             f"(run `harness fetch --config {config_path}`)")
+        path = dataset_file(cfg, name)
+        if not path.exists():
+            raise UsageError(f"dataset for {name} missing: {path} (run `harness fetch --config {config_path}`)")
+        try:
+            check_schema(name, path)
+        except DatasetSchemaError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
+             models: list[str] | None = None, benches: list[str] | None = None) -> list[str]:
+    """Evaluate; returns one message per failed model x benchmark (empty when all finished)."""
+    from harness.progress import ProgressMonitor
+
+    models = models or list(cfg.models)
+    benches = benches or list(cfg.benchmarks)
+    check_inputs(cfg, config_path, models, benches)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").exists():
         shutil.copyfile(config_path, run_dir / "config.yaml")
@@ -130,6 +135,7 @@ def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
 def cmd_eval(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     run_dir = Path(args.run)
+    check_inputs(cfg, Path(args.config), args.models or list(cfg.models), args.benchmarks or list(cfg.benchmarks))
     proxy_url = find_proxy_url(run_dir, args.proxy_url)
     errors = run_eval(cfg, Path(args.config), run_dir, proxy_url, args.models, args.benchmarks)
     if errors:

@@ -70,6 +70,7 @@ REQUIRED_FIELDS = {
     "aime24": {"ID", "Problem", "Answer"},
     "aime25": {"id", "problem", "answer"},
     "ifeval": {"key", "prompt", "instruction_id_list", "kwargs"},
+    "humaneval_plus": {"task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input"},
 }
 
 LOADERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -80,7 +81,12 @@ class DatasetSchemaError(Exception):
 
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a local dataset file (jsonl/json/parquet/csv)."""
+    """Rows of a local dataset file (jsonl/json/jsonl.gz/parquet/csv)."""
+    if path.name.endswith(".jsonl.gz"):
+        import gzip
+
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
     if path.suffix == ".parquet" or path.suffix == ".csv":
         import pandas as pd
 
@@ -99,7 +105,7 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
 
 def check_schema(bench: str, path: Path) -> int:
     """Fail early, naming the missing fields, when a dataset file is in the wrong schema."""
-    if path.suffix not in LOADERS:
+    if path.suffix not in LOADERS and not path.name.endswith(".jsonl.gz"):
         raise DatasetSchemaError(f"{path}: unsupported dataset format {path.suffix!r} (use .jsonl, .parquet or .csv)")
     rows = load_rows(path)
     if not rows:
