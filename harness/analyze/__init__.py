@@ -1,0 +1,105 @@
+"""`harness analyze --run DIR`: raw tool outputs + proxy logs -> analysis/summary.json + tidy CSVs.
+
+Inputs come from the run directory (raw/, proxy/, manifest.json) and the study config (DIR/config.yaml
+by default): candidate/baseline, taxonomy, training data, published scores, HumanEval prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("analyze", help="compute every statistic of the report into analysis/summary.json")
+    p.add_argument("--run", required=True, help="run directory, e.g. results/demo")
+    p.add_argument("--config", help="study config (default: RUN/config.yaml when present)")
+    p.add_argument("--candidate", help="candidate model key (default: from the config)")
+    p.add_argument("--baseline", help="baseline model key (default: from the config)")
+    p.add_argument("--taxonomy", help="taxonomy YAML (default: config's, else configs/taxonomy.yaml)")
+    p.add_argument("--training-data", help="training set file or folder (default: config's)")
+    p.add_argument("--published-scores", help="published scores YAML (default: config's, else configs/published_scores.yaml)")
+    p.set_defaults(func=run)
+
+
+def _existing(*paths: Any) -> Path | None:
+    for p in paths:
+        if p and Path(p).exists():
+            return Path(p)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.cli import UsageError
+    from harness.config import dataset_file, load_config, training_data_dir
+    from harness.io import sha256_file
+
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run directory")
+    cfg_path = Path(args.config) if args.config else (run_dir / "config.yaml" if (run_dir / "config.yaml").is_file() else None)
+    cfg = load_config(cfg_path) if cfg_path else None
+    candidate = args.candidate or (cfg.candidate if cfg else None)
+    baseline = args.baseline or (cfg.baseline if cfg else None)
+    if not candidate or not baseline:
+        raise UsageError("no config found: give --candidate NAME and --baseline NAME")
+    if candidate == baseline:
+        raise UsageError("candidate and baseline must differ")
+    taxonomy_path = _existing(args.taxonomy, cfg.taxonomy if cfg else None, REPO_CONFIGS / "taxonomy.yaml")
+    if args.taxonomy and taxonomy_path != Path(args.taxonomy):
+        raise UsageError(f"{args.taxonomy}: taxonomy file not found")
+    published_path = _existing(args.published_scores, cfg.published_scores if cfg else None,
+                               REPO_CONFIGS / "published_scores.yaml")
+    training_path = Path(args.training_data) if args.training_data else (training_data_dir(cfg) if cfg else None)
+    he_path = dataset_file(cfg, "humaneval_plus") if cfg and "humaneval_plus" in cfg.benchmarks else None
+    return analyze(run_dir, candidate, baseline, taxonomy_path, training_path, published_path, he_path, cfg_path)
+
+
+def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | None, training_path: Path | None,
+            published_path: Path | None, he_path: Path | None, cfg_path: Path | None) -> int:
+    from harness.analyze import tables
+    from harness.analyze.categories import load_taxonomy
+    from harness.analyze.load import load_humaneval_prompts, load_run
+    from harness.analyze.summary import build_summary
+    from harness.analyze.training import load_examples
+    from harness.cli import UsageError
+    from harness.io import atomic_write_json, sha256_file
+
+    rd = load_run(run_dir)
+    present = {m for m, _ in rd.benches}
+    missing = [m for m in (candidate, baseline) if m not in present]
+    if len(missing) == 2:
+        raise UsageError(f"neither {candidate!r} nor {baseline!r} has results in {run_dir}/raw "
+                         f"(found: {', '.join(sorted(present)) or 'none'})")
+    tax = load_taxonomy(taxonomy_path)
+    he_prompts = load_humaneval_prompts(he_path) if any(b == "humaneval_plus" for _, b in rd.benches) else {}
+    extra: list[dict[str, Any]] = []
+    training = None
+    if training_path is not None:
+        if not training_path.exists():
+            raise UsageError(f"{training_path}: training data not found")
+        training = load_examples(training_path)
+        extra += [dict(e, role="training_data") for e in training[1]]
+    for role, p in (("config", cfg_path), ("taxonomy", taxonomy_path), ("published_scores", published_path)):
+        if p is not None and Path(p).is_file():
+            extra.append({"path": str(p), "sha256": sha256_file(p), "role": role})
+    manifest = None
+    mpath = run_dir / "manifest.json"
+    if mpath.is_file():
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+            extra.append({"path": "manifest.json", "sha256": sha256_file(mpath), "role": "manifest"})
+        except ValueError:
+            manifest = {"error": "manifest.json is not valid JSON"}
+    summary = build_summary(rd, candidate, baseline, tax, he_prompts, training, published_path, manifest, extra)
+    out = run_dir / "analysis"
+    tables.write_tables(out, rd, summary)
+    atomic_write_json(out / "summary.json", summary)
+    for w in summary["inputs"]["warnings"]:
+        print(f"warning: {w}")
+    print(f"wrote {out / 'summary.json'}")
+    return 0

@@ -1,0 +1,86 @@
+"""Taxonomy: keyword rules (configs/taxonomy.yaml) that label benchmark items and training prompts.
+
+An item carries every label whose keywords match (multi-label); one matching none gets the
+section's `other_label`. IFEval categories are not keyword-based: they are the instruction id's
+family prefix, the grouping the IFEval paper itself uses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _compile(keywords: list[str]) -> re.Pattern[str] | None:
+    parts = []
+    for kw in keywords or []:
+        kw = str(kw)
+        parts.append(kw[1:] if kw.startswith("~") else r"\b" + re.escape(kw) + r"\b")
+    return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE) if parts else None
+
+
+@dataclass
+class RuleSet:
+    labels: dict[str, re.Pattern[str] | None]
+    other: str | None
+
+    def label(self, text: str) -> list[str]:
+        got = [name for name, rx in self.labels.items() if rx is not None and rx.search(text or "")]
+        return got or ([self.other] if self.other else [])
+
+    def counts(self, texts: list[str]) -> dict[str, int]:
+        out = {name: 0 for name in self.labels}
+        for t in texts:
+            for name, rx in self.labels.items():
+                if rx is not None and rx.search(t or ""):
+                    out[name] += 1
+        return out
+
+
+def _ruleset(section: dict[str, Any] | None, key: str = "labels", other: bool = True) -> RuleSet:
+    section = section or {}
+    raw = section.get(key) or {}
+    labels = {}
+    for name, spec in raw.items():
+        kws = spec.get("keywords", []) if isinstance(spec, dict) else spec
+        labels[str(name)] = _compile(kws)
+    return RuleSet(labels, section.get("other_label") if other else None)
+
+
+@dataclass
+class Taxonomy:
+    path: str | None
+    aime: RuleSet
+    aime_training: RuleSet
+    ifeval_training: RuleSet
+    humaneval: RuleSet
+    humaneval_training: RuleSet
+    training: RuleSet
+
+    @staticmethod
+    def ifeval_category(instruction_id: str) -> str:
+        return instruction_id.split(":", 1)[0]
+
+
+def load_taxonomy(path: str | Path | None) -> Taxonomy:
+    data: dict[str, Any] = {}
+    if path is not None and Path(path).is_file():
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    elif path is not None:
+        from harness.config import ConfigError
+
+        raise ConfigError(f"{path}: taxonomy file not found")
+    aime, he = data.get("aime_topics"), data.get("humaneval_categories")
+    return Taxonomy(
+        path=None if path is None else str(path),
+        aime=_ruleset(aime),
+        aime_training=_ruleset(aime, "training_keywords", other=False) if (aime or {}).get("training_keywords") else _ruleset(aime, other=False),
+        ifeval_training=_ruleset(data.get("ifeval_categories"), "training_keywords", other=False),
+        humaneval=_ruleset(he),
+        humaneval_training=_ruleset(he, "training_keywords", other=False) if (he or {}).get("training_keywords") else _ruleset(he, other=False),
+        training=_ruleset(data.get("training_topics")),
+    )

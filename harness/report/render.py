@@ -1,0 +1,514 @@
+"""report.md from summary.json: the reference report's twelve sections plus a validity audit and
+provenance. Every number is read from the summary; sentences about results are generated from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.report.figures import LABELS
+
+SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def pp(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.1f}pp"
+
+
+def pval(p: float | None) -> str:
+    if p is None:
+        return "—"
+    if p >= 0.001:
+        return f"{p:.4f}" if p < 0.1 else f"{p:.3f}"
+    mant, exp = f"{p:.2e}".split("e")
+    return f"{mant}×10{str(int(exp)).translate(SUP)}"
+
+
+def frac(s: dict[str, Any] | None) -> str:
+    if not s or s.get("n") in (None, 0):
+        return "—"
+    return f"{s['correct']}/{s['n']} ({pct(s['accuracy'])})"
+
+
+def num(x: float | None, d: int = 0) -> str:
+    return "—" if x is None else f"{x:,.{d}f}"
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+class Report:
+    def __init__(self, s: dict[str, Any], figures: dict[str, str]):
+        self.s, self.fig = s, figures
+        self.c, self.b = s["candidate"], s["baseline"]
+        self.B = s["benchmarks"]
+        self.notes = s.get("benchmark_notes", {})
+        self.parts: list[str] = []
+
+    def w(self, text: str = "") -> None:
+        self.parts.append(text)
+
+    def figure(self, key: str, alt: str) -> None:
+        if key in self.fig:
+            self.w(f"![{alt}]({self.fig[key]})\n")
+
+    def direction(self, bench: str) -> str:
+        p = self.B[bench].get("paired")
+        if not p or p["delta_pp"] is None:
+            return "not paired"
+        sig = p["p_value"] is not None and p["p_value"] < 0.05
+        if p["delta_pp"] > 0:
+            return "improved" + ("" if sig else " (not significant)")
+        if p["delta_pp"] < 0:
+            return "degraded" + ("" if sig else " (not significant)")
+        return "unchanged"
+
+    # ---------------------------------------------------------------------------------------
+    def render(self) -> str:
+        s = self.s
+        self.w(f"# Evaluation report: {self.c} vs {self.b} (run `{s['run']}`)\n")
+        self.w(f"Generated from `analysis/summary.json` ({s['generated_at']}). Candidate: **{self.c}**; baseline: **{self.b}**.\n")
+        for i, (title, fn) in enumerate([
+            ("Executive Summary", self.sec_exec), ("Methodology", self.sec_method), ("Overall Scorecard", self.sec_scorecard),
+            ("Statistical Significance", self.sec_significance), ("AIME Results", self.sec_aime), ("IFEval Results", self.sec_ifeval),
+            ("HumanEval+ Results", self.sec_humaneval), ("Reasoning Volume Analysis (Proxy Logs)", self.sec_reasoning),
+            ("Training Dataset Composition", self.sec_training), ("Dataset vs Performance: What Drove the Results", self.sec_transfer),
+            ("Comparison with Other Models", self.sec_comparison), ("Conclusions", self.sec_conclusions)], start=1):
+            self.w(f"\n## {i}. {title}\n")
+            fn()
+        self.w("\n## Appendix A. Validity audit\n")
+        self.sec_validity()
+        self.w("\n## Appendix B. Provenance and inputs\n")
+        self.sec_provenance()
+        return "\n".join(self.parts)
+
+    def headline_rows(self) -> list[list[Any]]:
+        rows = []
+        for bench, b in self.B.items():
+            p = b.get("paired") or {}
+            rows.append([LABELS.get(bench, bench), b["metric"], b["protocol"], b["n"], frac(b["scores"].get(self.c)),
+                         frac(b["scores"].get(self.b)), pp(p.get("delta_pp")),
+                         f"p = {pval(p.get('p_value'))} ({self.notes.get(bench, {}).get('stars', 'n/a')})" if p else "not paired"])
+        return rows
+
+    def sec_exec(self) -> None:
+        self.w(table(["Benchmark", "Metric", "Protocol", "n", self.c, self.b, "Change", "Significance"], self.headline_rows()))
+        self.figure("scores", "scores with 95% CIs")
+        self.w("### The story in one paragraph\n")
+        self.w(" ".join(self.findings()) + "\n")
+
+    def findings(self) -> list[str]:
+        out = []
+        gains, losses, flat = [], [], []
+        for bench, b in self.B.items():
+            if bench == "aime_combined":
+                continue
+            p = b.get("paired")
+            if not p or p["delta_pp"] is None:
+                continue
+            label = f"{LABELS.get(bench, bench)} ({pp(p['delta_pp'])}, p = {pval(p['p_value'])}, Cohen's h {p['cohens_h']:+.2f} {p['effect']})"
+            if p["p_value"] < 0.05:
+                (gains if p["delta_pp"] > 0 else losses).append(label)
+            else:
+                flat.append(label)
+        if gains:
+            out.append(f"{self.c} is significantly better than {self.b} on " + "; ".join(gains) + ".")
+        if losses:
+            out.append(f"{self.c} is significantly worse on " + "; ".join(losses) + ".")
+        if flat:
+            out.append("No significant difference on " + "; ".join(flat) + ".")
+        ac = self.B.get("aime_combined", {}).get("paired")
+        if ac:
+            out.append(f"On the {self.B['aime_combined']['n']} AIME problems pooled, the difference is {pp(ac['delta_pp'])} "
+                       f"(p = {pval(ac['p_value'])}, {self.notes['aime_combined']['stars']}).")
+        gap = [g for g in self.s.get("reasoning_volume", {}).get("gap", []) if g["ratio_candidate_to_baseline"] is not None]
+        for g in gap:
+            if g["benchmark"].startswith("aime"):
+                out.append(f"On {LABELS[g['benchmark']]} {self.c} writes {g['ratio_candidate_to_baseline']:.2f}× the reasoning of {self.b} "
+                           f"({num(g['candidate'])} vs {num(g['baseline'])} characters on average).")
+        for c in self.s.get("validity", {}).get("protocol_comparison", []):
+            if c.get("change") and c["change"] != "no change" and "reasoning_stripped" in c and "as_recorded" in c:
+                a, r = c["as_recorded"]["delta_pp"], c["reasoning_stripped"]["delta_pp"]
+                if a is not None and r is not None and abs(a - r) >= 1:
+                    out.append(f"Protocol matters on {LABELS.get(c['benchmark'], c['benchmark'])}: {c['change']} "
+                               f"(primary here: {c['primary']}).")
+        return out or ["Not enough paired data to draw conclusions."]
+
+    def sec_method(self) -> None:
+        prov = self.s.get("provenance") or {}
+        models = prov.get("models") if isinstance(prov, dict) else None
+        rows = []
+        for m in (self.c, self.b):
+            info = (models or {}).get(m, {}) if isinstance(models, dict) else {}
+            src = info.get("source") if isinstance(info, dict) else None
+            src = ", ".join(f"{a}={b}" for a, b in src.items() if b) if isinstance(src, dict) else src
+            rows.append([m, "candidate" if m == self.c else "baseline", src or info.get("path") or "—",
+                         (info.get("sha256") or "—")[:16]])
+        self.w("### 2.1 Models\n")
+        self.w(table(["Model", "Role", "Source", "sha256 (prefix)"], rows))
+        self.w("### 2.2 Benchmarks and protocols\n")
+        rows = []
+        for bench, b in self.B.items():
+            n = self.notes.get(bench, {})
+            rows.append([LABELS.get(bench, bench), b["n"], b["metric"], b["protocol"],
+                         ", ".join(f"{m}: {k}" for m, k in n.get("repeats", {}).items()), n.get("item_mismatch") or n.get("unpaired") or ""])
+        self.w(table(["Benchmark", "Paired items", "Metric", "Primary protocol", "Repeats", "Notes"], rows))
+        self.w("- `as_recorded`: the metric exactly as the tool recorded it (reasoning text, if any, scored as part of the answer).\n"
+               "- `reasoning_stripped`: the same scorer applied to the text after the last `</think>`; an unclosed `<think>` counts as no answer.\n"
+               "- Runs made by the harness use `reasoning_stripped` as primary; imported results use `as_recorded`. Both appear in Appendix A.\n")
+        rep = [b for b, n in self.notes.items() if n.get("pairing")]
+        if rep:
+            self.w(f"- Repeats ({', '.join(rep)}): {self.notes[rep[0]]['pairing']}.\n")
+        self.w("### 2.3 Statistics\n")
+        self.w("McNemar's test on paired items: exact binomial when discordant pairs < 25, chi-square with continuity correction "
+               "otherwise (the test used is named per row). 95% intervals are Wilson score intervals. Effect size: Cohen's h "
+               "(|h| < 0.2 negligible, < 0.5 small, < 0.8 medium, else large). Stars: *** p < 0.001, ** p < 0.01, * p < 0.05, ns otherwise.\n")
+
+    def sec_scorecard(self) -> None:
+        self.w("### 3.1 Full results\n")
+        rows = []
+        for bench, b in self.B.items():
+            p = b.get("paired") or {}
+            rows.append([LABELS.get(bench, bench), b["metric"], b["n"], frac(b["scores"].get(self.c)), frac(b["scores"].get(self.b)),
+                         pp(p.get("delta_pp")), self.direction(bench)])
+        self.w(table(["Benchmark", "Metric", "n", self.c, self.b, "Delta", "Direction"], rows))
+        self.w("### 3.2 Net impact\n")
+        for f in self.findings()[:3]:
+            self.w(f"- {f}")
+        self.w("")
+        for bench, n in self.notes.items():
+            if n.get("avg_at_k"):
+                self.w(f"- {LABELS.get(bench, bench)} over all repeats: " + "; ".join(
+                    f"{m} avg@{v['k']} {pct(v['mean_accuracy'])}" for m, v in n["avg_at_k"].items()))
+            if n.get("pass_at_k"):
+                self.w(f"- {LABELS.get(bench, bench)} unbiased pass@k: " + "; ".join(
+                    f"{m} " + ", ".join(f"{k} {pct(v)}" for k, v in d.items()) for m, d in n["pass_at_k"].items()))
+        self.w("")
+
+    def sec_significance(self) -> None:
+        self.w("### 4.1 McNemar's test results\n")
+        rows = []
+        for bench, b in self.B.items():
+            p = b.get("paired")
+            if not p:
+                continue
+            rows.append([LABELS.get(bench, bench), b["n"], p["both"], p["only_candidate"], p["only_baseline"], p["neither"],
+                         pval(p["p_value"]), p["test"], self.notes[bench]["stars"], f"h={p['cohens_h']:+.3f} ({p['effect']})"])
+        self.w(table(["Benchmark", "n", "Both ✅", f"Only {self.c} ✅", f"Only {self.b} ✅", "Both ❌", "p-value", "Test", "Sig", "Cohen's h"], rows))
+        self.w("### 4.2 Confidence intervals (95%, Wilson score)\n")
+        rows = []
+        for bench, b in self.B.items():
+            sc, sb = b["scores"].get(self.c), b["scores"].get(self.b)
+            ci = lambda s: "—" if not s or not s.get("ci95") else f"[{pct(s['ci95'][0])}, {pct(s['ci95'][1])}]"  # noqa: E731
+            rows.append([LABELS.get(bench, bench), b["n"], pct(sc and sc["accuracy"]), ci(sc), pct(sb and sb["accuracy"]), ci(sb)])
+        self.w(table(["Benchmark", "n", self.c, "95% CI", self.b, "95% CI"], rows))
+        self.w("### 4.3 Interpretation\n")
+        for bench, b in self.B.items():
+            p = b.get("paired")
+            if not p:
+                continue
+            disc = p["only_candidate"] + p["only_baseline"]
+            ratio = (f"{p['only_candidate'] / p['only_baseline']:.1f}:1" if p["only_baseline"] else "all") if p["only_candidate"] >= p["only_baseline"] \
+                else (f"1:{p['only_baseline'] / p['only_candidate']:.1f}" if p["only_candidate"] else "none")
+            self.w(f"- **{LABELS.get(bench, bench)}**: {disc} discordant items ({p['only_candidate']} only {self.c}, {p['only_baseline']} only "
+                   f"{self.b}; ratio {ratio}); p = {pval(p['p_value'])} ({self.notes[bench]['stars']}).")
+        self.w("")
+
+    def sec_aime(self) -> None:
+        if not any(b in self.B for b in ("aime24", "aime25")):
+            self.w("No AIME results in this run.\n")
+            return
+        self.w("### 5.1 Scores by year\n")
+        rows = [[LABELS[b], self.B[b]["n"], frac(self.B[b]["scores"].get(self.c)), frac(self.B[b]["scores"].get(self.b)),
+                 "—" if not self.B[b].get("paired") else f"{self.B[b]['paired']['only_candidate'] - self.B[b]['paired']['only_baseline']:+d} questions"]
+                for b in ("aime24", "aime25", "aime_combined") if b in self.B]
+        self.w(table(["Year", "n", self.c, self.b, "Delta"], rows))
+        self.w("### 5.2 Agreement analysis\n")
+        yrs = [b for b in ("aime24", "aime25", "aime_combined") if b in self.B and self.B[b].get("paired")]
+        if yrs:
+            rows = [[name] + [self.B[b]["paired"][k] for b in yrs] for name, k in
+                    (("Both correct", "both"), ("Both wrong", "neither"), (f"Only {self.c} correct", "only_candidate"), (f"Only {self.b} correct", "only_baseline"))]
+            self.w(table(["Category"] + [LABELS[b] for b in yrs], rows))
+        for k, b in enumerate(("aime24", "aime25"), start=3):
+            pq = self.s.get("per_question", {}).get(b)
+            if not pq:
+                continue
+            self.w(f"### 5.{k} {LABELS[b]} per-question breakdown (protocol {pq['protocol']})\n")
+            mark = lambda v: "—" if v is None else ("✅" if v else "❌")  # noqa: E731
+            rows = [[i, r["id"], r["problem_head"] + "…", r["answer"], ", ".join(r["topics"]), mark(r["outcomes"].get(self.c)), mark(r["outcomes"].get(self.b)),
+                     num(r["reasoning_chars"].get(self.c)), num(r["reasoning_chars"].get(self.b))] for i, r in enumerate(pq["rows"])]
+            self.w(table(["#", "ID", "Problem (first 60 chars)", "Answer", "Topics", self.c, self.b, f"{self.c} reasoning (chars)", f"{self.b} reasoning (chars)"], rows))
+        topics = self.s.get("categories", {}).get("aime_topics", {})
+        if topics:
+            self.w("### 5.5 Accuracy by math topic\n")
+            self.w(f"Topics from keyword rules in `{self.s['categories'].get('taxonomy')}`; a problem may carry several.\n")
+            for b, rows_ in topics.items():
+                rows = [[r["category"], r["n_items"], frac(r["scores"].get(self.c)), frac(r["scores"].get(self.b)), pp((r.get("paired") or {}).get("delta_pp")),
+                         pval((r.get("paired") or {}).get("p_value"))] for r in rows_]
+                self.w(f"**{LABELS[b]}**\n")
+                self.w(table(["Topic", "n", self.c, self.b, "Delta", "McNemar p"], rows))
+
+    def _agreement(self, bench: str) -> None:
+        p = self.B[bench].get("paired")
+        if not p:
+            self.w(f"{self.notes.get(bench, {}).get('unpaired', 'Not paired.')}\n")
+            return
+        n = sum(p[k] for k in ("both", "neither", "only_candidate", "only_baseline"))
+        rows = [[name, p[k], pct(p[k] / n if n else None)] for name, k in
+                (("Both pass", "both"), ("Both fail", "neither"), (f"Only {self.c} pass", "only_candidate"), (f"Only {self.b} pass", "only_baseline"))]
+        rows.append(["**Total**", n, ""])
+        self.w(table(["Category", "Count", "%"], rows))
+
+    def sec_ifeval(self) -> None:
+        if "ifeval" not in self.B:
+            self.w("No IFEval results in this run.\n")
+            return
+        self.w(f"### 6.1 Prompt-level agreement (protocol {self.B['ifeval']['protocol']})\n")
+        self._agreement("ifeval")
+        cat = self.s.get("categories", {}).get("ifeval")
+        if not cat:
+            return
+        self.w("### 6.2 Performance by instruction category (instruction level)\n")
+        rows = [[r["category"], r["n"], pct((r["scores"].get(self.c) or {}).get("accuracy")), pct((r["scores"].get(self.b) or {}).get("accuracy")),
+                 pp((r.get("paired") or {}).get("delta_pp"))] for r in cat["categories"]]
+        self.w(table(["Instruction category", "n", self.c, self.b, "Delta"], rows))
+        better = [r["category"] for r in cat["categories"] if (r.get("paired") or {}).get("delta_pp", 0) > 0]
+        worse = [r["category"] for r in cat["categories"] if (r.get("paired") or {}).get("delta_pp", 0) < 0]
+        self.w(f"{self.c} is ahead on {len(better)} of {len(cat['categories'])} categories"
+               + (f"; behind on {', '.join(worse)}." if worse else ".") + "\n")
+        self.w(f"### 6.3 Biggest wins and losses by instruction id (n ≥ {cat['min_n_for_ranking']})\n")
+        rows = [[r["instruction_id"], r["n"], pct((r["scores"].get(self.c) or {}).get("accuracy")), pct((r["scores"].get(self.b) or {}).get("accuracy")),
+                 pp(r["paired"]["delta_pp"])] for r in cat["biggest_wins"] + [x for x in cat["biggest_losses"] if x not in cat["biggest_wins"]]]
+        self.w(table(["Instruction ID", "n", self.c, self.b, "Advantage"], rows))
+        self.w("### 6.4 Statistical significance by category (McNemar on instruction pairs)\n")
+        rows = [[r["category"], r["n"], pval((r.get("paired") or {}).get("p_value")), (r.get("paired") or {}).get("stars", "n/a"),
+                 (r.get("paired") or {}).get("test", "—")] for r in cat["categories"]]
+        self.w(table(["Category", "n", "p-value", "Sig", "Test"], rows))
+        self.figure("category_deltas", "per-category deltas")
+
+    def sec_humaneval(self) -> None:
+        if "humaneval_plus" not in self.B:
+            self.w("No HumanEval+ results in this run.\n")
+            return
+        self.w(f"A task passes when both the base and the plus tests pass (evalplus). Protocol {self.B['humaneval_plus']['protocol']}.\n")
+        self.w("### 7.1 Agreement analysis\n")
+        self._agreement("humaneval_plus")
+        cat = self.s.get("categories", {}).get("humaneval_plus")
+        if cat:
+            self.w("### 7.2 Performance by problem category\n")
+            if not cat["prompts_available"]:
+                self.w("(HumanEval prompts were not available, so every task is labelled by its fallback category.)\n")
+            rows = [[r["category"], r["n_items"], pct((r["scores"].get(self.c) or {}).get("accuracy")), pct((r["scores"].get(self.b) or {}).get("accuracy")),
+                     pp((r.get("paired") or {}).get("delta_pp")), pval((r.get("paired") or {}).get("p_value"))] for r in cat["table"]]
+            self.w(table(["Category", "n", self.c, self.b, "Delta", "McNemar p"], rows))
+        one = self.s.get("categories", {}).get("solved_by_one", {}).get("humaneval_plus")
+        if one:
+            self.w(f"### 7.3 Problems only {self.c} solved ({len(one['candidate_only'])} total)\n")
+            self.w((", ".join(f"`{x}`" for x in one["candidate_only"]) or "none") + "\n")
+            self.w(f"### 7.4 Problems only {self.b} solved ({len(one['baseline_only'])} total)\n")
+            self.w((", ".join(f"`{x}`" for x in one["baseline_only"]) or "none") + "\n")
+
+    def sec_reasoning(self) -> None:
+        rv = self.s.get("reasoning_volume", {})
+        self.w("### 8.1 Data sources and match quality\n")
+        logs = rv.get("proxy_logs") or {}
+        if logs:
+            benches = sorted({b for v in logs.values() for b in v["per_benchmark"]})
+            self.w(table(["Proxy log", "Records", "Malformed lines", "Cache hits", "Errors"] + benches,
+                         [[f"proxy/{m}.jsonl", v["records"], v["malformed_lines"], v["cache_hits"], v["errors"]] + [v["per_benchmark"].get(b, 0) for b in benches]
+                          for m, v in logs.items()]))
+        else:
+            self.w("No proxy logs in this run: reasoning statistics come from the samples' own text.\n")
+        rows = []
+        for r in rv.get("rows", []):
+            m = r.get("proxy_match")
+            rows.append([r["model"], LABELS.get(r["benchmark"], r["benchmark"]),
+                         "—" if not m or m["rate"] is None else f"{pct(m['rate'])} ({m['matched']}/{m['joinable']})",
+                         ", ".join(f"{k}: {v}" for k, v in r["sources"].items())])
+        self.w(table(["Model", "Benchmark", "Sample↔log match", "Source of the statistics"], rows))
+        self.w("### 8.2 Reasoning volume by model and benchmark\n")
+        rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), r["n"], num(r["mean_reasoning_chars"]), num(r["mean_answer_chars"]),
+                 pct(r["reasoning_share"], 0), pct(r["share_with_reasoning"]), "—" if r["mean_latency_s"] is None else f"{r['mean_latency_s']:.1f}s",
+                 num(r["mean_completion_tokens"])] for r in rv.get("rows", [])]
+        self.w(table(["Model", "Benchmark", "n", "Avg reasoning (chars)", "Avg answer (chars)", "Reasoning share", "% with reasoning", "Avg time", "Avg completion tokens"], rows))
+        self.figure("reasoning_lengths", "reasoning length distributions")
+        self.w("### 8.3 The reasoning gap\n")
+        rows = [[LABELS.get(g["benchmark"], g["benchmark"]), num(g["candidate"]), num(g["baseline"]),
+                 "—" if g["ratio_candidate_to_baseline"] is None else f"{g['ratio_candidate_to_baseline']:.2f}×"] for g in rv.get("gap", [])]
+        self.w(table(["Benchmark", f"{self.c} avg reasoning", f"{self.b} avg reasoning", "Ratio"], rows))
+        self.w("### 8.4 Reasoning length vs correctness\n")
+        rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), f"{num(r['mean_reasoning_correct'])} (n={r['n_correct']})",
+                 f"{num(r['mean_reasoning_incorrect'])} (n={r['n_incorrect']})", num(r["difference"])] for r in rv.get("vs_correctness", [])]
+        self.w(table(["Model", "Benchmark", "Correct: avg reasoning", "Incorrect: avg reasoning", "Δ"], rows))
+        longer_wrong = [r for r in rv.get("vs_correctness", []) if r["difference"] is not None and r["difference"] < 0]
+        known = [r for r in rv.get("vs_correctness", []) if r["difference"] is not None]
+        if known:
+            self.w(f"In {len(longer_wrong)} of {len(known)} model × benchmark pairs, wrong answers come with longer reasoning than right ones.\n")
+        self.figure("reasoning_vs_correctness", "reasoning vs correctness")
+
+    def sec_training(self) -> None:
+        td = self.s.get("training_data")
+        if not td:
+            self.w("No training data configured.\n")
+            return
+        self.w("### 9.1 Overview\n")
+        lk = self.s.get("leakage") or {}
+        hits = lk.get("hits_by_kind", {})
+        self.w(table(["Property", "Value"], [
+            ["Total examples", td["n"]], ["With reasoning blocks", f"{td['with_reasoning']} ({pct(td['share_with_reasoning'])})"],
+            ["Prompt length (chars): mean / median", f"{num(td['prompt_chars']['mean'])} / {num(td['prompt_chars']['median'])}"],
+            ["Response length (chars): mean / median", f"{num(td['response_chars']['mean'])} / {num(td['response_chars']['median'])}"],
+            ["Reasoning length (chars): mean / median", f"{num(td['reasoning_chars']['mean'])} / {num(td['reasoning_chars']['median'])}"],
+            ["Leakage hits (exact / substring / n-gram)", f"{hits.get('exact', 0)} / {hits.get('substring', 0)} / {hits.get('ngram', 0)}"]]))
+        self.w("### 9.2 Topic distribution (keyword rules; multi-label)\n")
+        self.w(table(["Topic", "Count", "%"], [[t["topic"], t["count"], pct(t["share"])] for t in td["topics"]]))
+        self.w("### 9.3 Leakage check\n")
+        if lk:
+            m = lk["method"]
+            self.w(f"{lk['training_prompts']} training prompts checked against {lk['benchmark_items_checked']} benchmark items "
+                   f"(exact match, containment of ≥ {m['min_substring_chars']} chars, or ≥ {pct(m['ngram_threshold'], 0)} of the item's word {m['ngram']}-grams; "
+                   f"text normalized: {m['normalize']}).\n")
+            if lk["hits"]:
+                self.w(table(["Benchmark", "Item", "Training row", "Kind", "Score", "Training prompt (head)"],
+                             [[h["benchmark"], h["item"], h["training_index"], h["kind"], h["score"], h["training_prompt_head"]] for h in lk["hits"][:50]]))
+            else:
+                self.w("No hits.\n")
+        self.w("### 9.4 Reasoning length distribution in the training data\n")
+        self.w(table(["Reasoning length", "Count", "%"], [[b["bucket"], b["count"], pct(b["share"])] for b in td["reasoning_buckets"]]
+                     + [["none (0 chars)", td["no_reasoning"], pct(td["no_reasoning"] / td["n"] if td["n"] else None)]]))
+
+    def sec_transfer(self) -> None:
+        tr = self.s.get("transfer") or {}
+        if not tr.get("available"):
+            self.w(f"Not computed: {tr.get('reason', 'no data')}.\n")
+            return
+        self.w(f"Each benchmark category is placed by its representation in the training set (keyword rules in the taxonomy) and by its delta. Rule: {tr['rule']}.\n")
+        self.w("### 10.1 Skill transfer quadrants\n")
+        names = {"Q1": "Direct transfer (high rep, improved)", "Q2": "Generalization (low rep, improved)",
+                 "Q3": "Didn't help (high rep, no gain)", "Q4": "Expected weakness (low rep, no gain)"}
+        self.w(table(["Quadrant", "Description", "Count", "%"], [[q, names[q], v["count"], pct(v["share"], 0)] for q, v in tr["quadrants"].items()]))
+        self.w(table(["Benchmark", "Category", "Training examples", "Representation", "Delta", "Quadrant"],
+                     [[LABELS.get(p["benchmark"], p["benchmark"]), p["category"], p["training_examples"], p["representation"], pp(p["delta_pp"]), p["quadrant"]] for p in tr["points"]]))
+        self.w("### 10.2 Correlation: representation vs improvement\n")
+        self.w(table(["Benchmark", "Categories", "Spearman ρ", "p-value"],
+                     [[LABELS.get(r["benchmark"], r["benchmark"]), r["categories"], "—" if r["spearman_rho"] is None else f"{r['spearman_rho']:+.3f}", pval(r["spearman_p"])] for r in tr["per_benchmark"]]))
+        self.w("### 10.3 High- vs low-representation skills\n")
+        self.w(table(["Benchmark", "High-rep mean Δ", "Low-rep mean Δ", "Gap"],
+                     [[LABELS.get(r["benchmark"], r["benchmark"]), pp(r["mean_delta_high"]), pp(r["mean_delta_low"]), pp(r["gap_pp"])] for r in tr["per_benchmark"]]))
+        sig = [r for r in tr["per_benchmark"] if r["spearman_p"] is not None and r["spearman_p"] < 0.05]
+        self.w(("Representation significantly predicts the delta on " + ", ".join(LABELS.get(r["benchmark"], r["benchmark"]) for r in sig) + "."
+                if sig else "On no benchmark does training representation significantly predict the delta (Spearman p ≥ 0.05 or undefined).") + "\n")
+
+    def sec_comparison(self) -> None:
+        cmp_ = self.s.get("comparison", {})
+        pub = cmp_.get("published", {})
+        cols = ["aime24", "aime25", "ifeval", "humaneval_plus"]
+        rows = [[f"**{m} (this run)**", "—"] + [pct(cmp_.get("ours", {}).get(m, {}).get(b)) for b in cols] + [f"this run ({', '.join(sorted(set(cmp_.get('protocols', {}).values())))})"]
+                for m in (self.c, self.b)]
+        for p in pub.get("models", []):
+            sc = p.get("scores", {})
+            rows.append([p["name"], p.get("params") or "—"] + ["—" if sc.get(b) is None else f"{sc[b]:.1f}%" for b in cols] + [p.get("source", "—")])
+        self.w(f"Published scores from `{pub.get('path')}`" + (f" ({pub['note']})" if pub.get("note") else "") + ". They use other prompts, decoding and metric variants: context, not a controlled comparison.\n")
+        self.w(table(["Model", "Params", "AIME 2024", "AIME 2025", "IFEval", "HumanEval+", "Source"], rows))
+
+    def sec_conclusions(self) -> None:
+        self.w("### 12.1 What the data show\n")
+        for i, f in enumerate(self.findings(), start=1):
+            self.w(f"{i}. {f}")
+        tr = self.s.get("transfer") or {}
+        if tr.get("available"):
+            q = tr["quadrants"]
+            improved = q["Q1"]["count"] + q["Q2"]["count"]
+            total = sum(v["count"] for v in q.values())
+            self.w(f"{len(self.findings()) + 1}. {improved} of {total} benchmark categories improved; {q['Q2']['count']} of them with low training representation.")
+        self.w("")
+        self.w("### 12.2 The trade-off\n")
+        rows = []
+        for bench, b in self.B.items():
+            p = b.get("paired")
+            if p:
+                rows.append([LABELS.get(bench, bench), f"{pp(p['delta_pp'])}, {self.direction(bench)} ({p['effect']} effect)"])
+        self.w(table(["Dimension", "Effect"], rows))
+        self.w("### 12.3 Caveats\n")
+        for c in self.s.get("validity", {}).get("protocol_comparison", []):
+            if c.get("change") and c["change"] != "no change":
+                self.w(f"- {LABELS.get(c['benchmark'], c['benchmark'])}: {c['change']} (primary protocol: {c['primary']}).")
+        for w in self.s.get("inputs", {}).get("warnings", [])[:20]:
+            self.w(f"- Input: {w}")
+        for bench, n in self.notes.items():
+            if n.get("item_mismatch"):
+                self.w(f"- {LABELS.get(bench, bench)}: {n['item_mismatch']}.")
+            if n.get("unpaired"):
+                self.w(f"- {LABELS.get(bench, bench)}: {n['unpaired']}.")
+        self.w("")
+
+    def sec_validity(self) -> None:
+        v = self.s.get("validity", {})
+        self.w("### A.1 What was scored\n")
+        rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), "yes" if r["imported"] else "no", r["n"], pct(r["share_scored_with_reasoning"]),
+                 pct(r["share_unclosed_reasoning"]), pct(r["share_finish_length"]) if r["finish_reason_known"] else "unknown", pct(r["share_empty_answer"])]
+                for r in v.get("per_model_benchmark", [])]
+        self.w(table(["Model", "Benchmark", "Imported", "n", "Scored text holds reasoning (as recorded)", "Unclosed reasoning", "finish_reason=length", "Empty answer (stripped)"], rows))
+        self.w("### A.2 Every headline number under both protocols\n")
+        rows = []
+        for c in v.get("protocol_comparison", []):
+            a, r = c.get("as_recorded", {}), c.get("reasoning_stripped", {})
+            acc = lambda d, m: pct((d.get("accuracy") or {}).get(m))  # noqa: E731
+            rows.append([LABELS.get(c["benchmark"], c["benchmark"]), c["primary"], f"{acc(a, self.c)} / {acc(a, self.b)}", f"{pp(a.get('delta_pp'))} (p = {pval(a.get('p_value'))})",
+                         f"{acc(r, self.c)} / {acc(r, self.b)}", f"{pp(r.get('delta_pp'))} (p = {pval(r.get('p_value'))})", c.get("change", "")])
+        self.w(table(["Benchmark", "Primary", f"as recorded {self.c} / {self.b}", "Δ as recorded", f"stripped {self.c} / {self.b}", "Δ stripped", "Change"], rows))
+        res = [r for r in v.get("per_model_benchmark", []) if r.get("rescored")]
+        if res:
+            self.w("### A.3 Re-scoring of imported results\n")
+            for r in res:
+                info = r["rescored"]
+                line = f"- {r['model']} / {LABELS.get(r['benchmark'], r['benchmark'])}: `{info['scorer']}` on {info['rule']}"
+                if "range_over_random_draws" in info:
+                    lo, hi = info["range_over_random_draws"]
+                    line += (f"; {len(info['random_dependent_items'])} prompt(s) score differently under other random draws of lm-eval's IFEval checkers "
+                             f"(range {lo}–{hi} correct); {info['seeding']}")
+                self.w(line + ".")
+            sd = v.get("sentence_splitter")
+            if sd:
+                self.w(f"- IFEval sentence splitter data: {sd['source']}" + ("" if sd.get("exact") else
+                       f"; NOT lm-eval's own data: instructions {', '.join(sd['affected_instructions'])} may score differently") + ".")
+            self.w("")
+
+    def sec_provenance(self) -> None:
+        prov = self.s.get("provenance")
+        if isinstance(prov, dict) and prov:
+            rows: list[list[Any]] = []
+            h = prov.get("harness") or {}
+            rows.append(["harness", f"{h.get('version', '—')} git {h.get('git_sha') or prov.get('git_sha') or '—'}"
+                         + (" (dirty)" if h.get("git_dirty") else "")])
+            cfg = prov.get("config") or {}
+            if isinstance(cfg, dict) and cfg.get("sha256"):
+                rows.append(["config", f"{cfg.get('path')} sha256 {cfg['sha256']}"])
+            for key in ("models", "datasets"):
+                for name, info in (prov.get(key) or {}).items():
+                    if isinstance(info, dict):
+                        src = info.get("source")
+                        src = ", ".join(f"{a}={b}" for a, b in src.items() if b) if isinstance(src, dict) else src
+                        rows.append([f"{key}.{name}", f"{src or info.get('path', '—')}; sha256 {info.get('sha256') or '—'}"])
+            for name, c in ((prov.get("docker") or {}).get("containers") or {}).items():
+                if isinstance(c, dict):
+                    rows.append([f"image.{c.get('service') or name}", f"{c.get('image')} {' '.join(c.get('repo_digests') or []) or c.get('image_id') or ''}"])
+            gpu = prov.get("gpu")
+            if gpu:
+                rows.append(["gpu", str(gpu)[:200]])
+            self.w(table(["Item", "Value"], rows))
+        else:
+            self.w("No manifest.json in this run (imported results carry no provenance beyond their files).\n")
+        inp = self.s.get("inputs", {})
+        self.w(table(["Input file", "sha256 (prefix)", "Records", "Malformed lines"],
+                     [[f.get("path"), (f.get("sha256") or "")[:16], f.get("records", "—"), f.get("malformed_lines", "—")] for f in inp.get("files", [])]))
+
+
+def render(summary: dict[str, Any], figures: dict[str, str]) -> str:
+    return Report(summary, figures).render()
