@@ -1,0 +1,182 @@
+"""HumanEval+ runner against the real llama-server (SmolLM2-135M): end to end, repeats, resume.
+
+Between the runner and the server sits a tiny prefix-stripping forwarder (the proxy's URL shape,
+`{proxy_url}/{model}/v1/chat/completions`) that records every request it passes upstream, so the
+resume test can prove that finished generations are never requested again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.config import parse_config
+from harness.hashing import prompt_key, request_hash
+from harness.runners.humaneval import PROTOCOLS, load_tasks, run_humaneval
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "data" / "humaneval_plus.jsonl"
+
+
+class Forwarder:
+    """aiohttp app on a thread: POST /{model}/v1/chat/completions -> upstream /v1/chat/completions."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.requests: list[dict] = []
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from aiohttp import ClientSession, web
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.json()
+            self.requests.append({"model": request.match_info["model"], "body": body,
+                                  "benchmark": request.headers.get("X-Harness-Benchmark")})
+            async with ClientSession() as s:
+                async with s.post(f"{self.upstream}/v1/chat/completions", json=body) as r:
+                    return web.Response(status=r.status, body=await r.read(), content_type="application/json")
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_post("/{model}/v1/chat/completions", handle)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"http://127.0.0.1:{port}"
+            self._ready.set()
+            while True:
+                await asyncio.sleep(3600)
+
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(main())
+
+    def start(self) -> "Forwarder":
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+
+@pytest.fixture(scope="module")
+def forwarder(llama_server: str) -> Forwarder:
+    return Forwarder(llama_server).start()
+
+
+def _cfg(max_tokens: int = 128, samples_per_item: int = 2, limit: int | None = None, slots: int = 4):
+    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    raw["server"]["slots"] = slots
+    raw["benchmarks"] = {"humaneval_plus": {"max_tokens": max_tokens, "samples_per_item": samples_per_item,
+                                            "limit": limit, "dataset": {"path": str(FIXTURE)}}}
+    raw.pop("training_data", None)
+    return parse_config(raw, "test")
+
+
+class Abort(Exception):
+    pass
+
+
+def test_run_resume_and_rerun(forwarder: Forwarder, tmp_path: Path) -> None:
+    cfg = _cfg()
+    model = "distilled"
+    out = tmp_path / "raw" / model / "humaneval_plus"
+    tasks = load_tasks(FIXTURE)
+    seeds = cfg.repeat_seeds(model, "humaneval_plus")
+    assert len(seeds) == 2 and seeds[0] != seeds[1]
+    key_of = {}  # prompt_key(messages, seed) -> (task_id, repeat)
+
+    def progress_abort(done: int, total: int, tokens: int) -> None:
+        if done >= 3:
+            raise Abort  # a kill mid-run: in-flight requests are lost
+
+    start = len(forwarder.requests)
+    with pytest.raises(Abort):
+        run_humaneval(cfg, model, forwarder.url, out, on_progress=progress_abort)
+    first_lines = (out / "generations.jsonl").read_text().splitlines()
+    first = [json.loads(x) for x in first_lines]
+    assert 3 <= len(first) < len(tasks) * 2
+    assert not (out / "done.json").exists()
+    finished = {(r["task_id"], r["repeat"]) for r in first if r["error"] is None}
+
+    seen: list[tuple[int, int, int]] = []
+    time.sleep(1.0)  # a request cut off by the abort may still reach the forwarder's log
+    mid = len(forwarder.requests)
+    summary = run_humaneval(cfg, model, forwarder.url, out, on_progress=lambda d, t, k: seen.append((d, t, k)))
+    second = forwarder.requests[mid:]
+    # What was finished is never requested again, and its records are untouched.
+    from harness.runners.humaneval import build_messages
+
+    for t in tasks:
+        for r, s in enumerate(seeds):
+            key_of[prompt_key(build_messages(t["prompt"]), s)] = (t["task_id"], r)
+    again = [key_of[prompt_key(q["body"]["messages"], q["body"]["seed"])] for q in second]
+    assert not set(again) & finished
+    assert sorted(again) == sorted({(t["task_id"], r) for t in tasks for r in range(2)} - finished)
+    lines = (out / "generations.jsonl").read_text().splitlines()
+    assert lines[:len(first_lines)] == first_lines
+    assert seen[0][0] == len(finished) and seen[-1][:2] == (len(tasks) * 2, len(tasks) * 2)
+
+    # Request shape: header, URL model, every sampling field from the config, hash = record's.
+    for q in forwarder.requests[start:]:
+        assert q["benchmark"] == "humaneval_plus" and q["model"] == model
+        body = q["body"]
+        assert body["max_tokens"] == 128 and body["stream"] is False and body["model"] == model
+        for k, v in cfg.sampling.request_fields(body["seed"]).items():
+            assert body[k] == v
+    records = [json.loads(x) for x in lines]
+    hashes = {request_hash(q["body"]) for q in forwarder.requests[start:]}
+    assert {r["request_hash"] for r in records} <= hashes
+    assert all(r["schema_version"] == 1 and r["usage"]["completion_tokens"] > 0 for r in records)
+
+    done = json.loads((out / "done.json").read_text())
+    for p in PROTOCOLS:
+        samples = [json.loads(x) for x in (out / f"samples_{p}.jsonl").read_text().splitlines()]
+        assert [s["task_id"] for s in samples] == [t["task_id"] for t in tasks for _ in seeds]
+        res = json.loads((out / f"samples_{p}_eval_results.json").read_text())
+        assert set(res["eval"]) == {t["task_id"] for t in tasks}
+        assert all(len(v) == 2 for v in res["eval"].values())
+        assert 0.0 <= done["protocols"][p]["plus_pass@1"] <= 1.0
+        assert summary["pass@1"][p] == done["protocols"][p]["plus_pass@1"]
+        assert done["protocols"][p]["sandbox"]["network"] == "netns"
+    assert done["counts"]["generations"] == len(tasks) * 2
+
+    # A third run has nothing left to request and rewrites nothing it generated.
+    before = len(forwarder.requests)
+    samples_before = (out / "samples_as_recorded.jsonl").read_text()
+    run_humaneval(cfg, model, forwarder.url, out)
+    assert len(forwarder.requests) == before
+    assert (out / "generations.jsonl").read_text().splitlines() == lines
+    assert (out / "samples_as_recorded.jsonl").read_text() == samples_before
+
+
+def test_length_cutoff_and_dead_upstream(forwarder: Forwarder, tmp_path: Path) -> None:
+    """finish_reason=length is counted and scored as no answer; an unreachable server gives error
+    records after bounded retries (no infinite loop), and the run still completes and scores."""
+    cfg = _cfg(max_tokens=4, samples_per_item=1, limit=2)
+    out = tmp_path / "len"
+    s = run_humaneval(cfg, "base", forwarder.url, out)
+    assert s["counts"]["finish_length"] == 2 and s["n_tasks"] == 2
+    done = json.loads((out / "done.json").read_text())
+    assert done["protocols"]["as_recorded"]["no_answer"] == 2
+    assert s["pass@1"] == {"as_recorded": 0.0, "reasoning_stripped": 0.0}
+
+    raw = cfg.model_dump()
+    raw["request"] = {"timeout_s": 5, "max_retries": 2}
+    dead_cfg = parse_config(raw, "test")
+    from conftest import free_port
+
+    out2 = tmp_path / "dead"
+    s2 = run_humaneval(dead_cfg, "base", f"http://127.0.0.1:{free_port()}", out2)
+    assert s2["counts"]["errors"] == 2 and s2["counts"]["generations"] == 0
+    recs = [json.loads(x) for x in (out2 / "generations.jsonl").read_text().splitlines()]
+    assert len(recs) == 2 and all(r["error"].startswith("attempt 2/2") for r in recs)
