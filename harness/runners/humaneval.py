@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import SCHEMA_VERSION
+from harness.analyze.stats import pass_at_k
 from harness.config import StudyConfig, dataset_file
 from harness.hashing import request_hash
 from harness.io import append_jsonl, atomic_write_json, iter_jsonl, utc_now
@@ -238,16 +239,6 @@ def write_samples(tasks: list[dict[str, Any]], n_repeats: int, final: dict[tuple
 
     atomic_write_text(path, "".join(lines))
     return counts
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k estimator (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
-    if n - c < k:
-        return 1.0
-    prod = 1.0
-    for i in range(n - c + 1, n + 1):
-        prod *= 1.0 - k / i
-    return 1.0 - prod
 
 
 def score_results(results_file: Path, n_repeats: int) -> dict[str, Any]:
