@@ -46,8 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == name:  # stage not built yet
                 continue
             raise
-        if hasattr(module, "register"):  # a package still under construction has none
-            module.register(subparsers)
+        module.register(subparsers)
     return parser
 
 
