@@ -73,6 +73,7 @@ def eval_model(cfg: StudyConfig, model: str, benches: list[str], proxy_url: str,
             log.info("%s/%s already done; skipping", model, bench)
             monitor.mark_finished(model, bench)
             continue
+        monitor.mark_started(model, bench)
         try:
             if bench in LM_EVAL_BENCHMARKS:
                 from harness.runners.lm_eval_runner import run_lm_eval_benchmark

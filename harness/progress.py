@@ -20,11 +20,17 @@ class Counter:
     total: int
     done: int = 0
     upstream_tokens: int = 0
-    started: float = 0.0
-    finished: bool = False
+    started: float | None = None  # when this model x benchmark began (they run one after another)
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
 
     def line(self, label: str, now: float) -> str:
-        elapsed = max(now - self.started, 1e-6)
+        if self.started is None:
+            return f"  {label:<28} {self.done:>5}/{self.total:<5} waiting"
+        elapsed = max((self.finished_at or now) - self.started, 1e-6)
         rate = self.upstream_tokens / elapsed
         pct = 100.0 * self.done / self.total if self.total else 100.0
         if self.finished:
@@ -54,19 +60,24 @@ class ProgressMonitor:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        now = time.monotonic()
-        for counter in self.counters.values():
-            counter.started = now
         # Only count what this eval adds: skip what the logs already hold.
         for path in self.proxy_dir.glob("*.jsonl"):
             self._offsets[path] = path.stat().st_size
         self._thread.start()
 
+    def mark_started(self, model: str, bench: str) -> None:
+        with self._lock:
+            counter = self.counters.get((model, bench))
+            if counter:
+                counter.started = time.monotonic()
+
     def mark_finished(self, model: str, bench: str) -> None:
         with self._lock:
             counter = self.counters.get((model, bench))
             if counter:
-                counter.finished = True
+                now = time.monotonic()
+                counter.started = counter.started or now
+                counter.finished_at = now
                 counter.done = max(counter.done, counter.total)
 
     def stop(self) -> None:
