@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--model", default="distilled")
     ap.add_argument("--slots", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--max-tokens", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     base = yaml.safe_load(Path(args.config).read_text())
     rows = []

@@ -1,7 +1,10 @@
 """`harness eval`: run every benchmark for every model through the proxy.
 
-Models are evaluated concurrently (each has its own server); benchmarks of one model run one
-after another so the server's slots are never oversubscribed. A model x benchmark that has a
+Every model x benchmark runs at once. Each benchmark's client keeps `slots` requests in flight, so
+a server holds up to slots x benchmarks requests and queues what its slots cannot take: no slot
+idles at a benchmark's tail or while a tool starts up, which is what keeps end-to-end throughput
+close to the server's own (benchmarks/eval_throughput.py). The price is that a request's timeout
+(request.timeout_s) also covers its time in the server's queue. A model x benchmark that has a
 `done.json` is skipped; anything else is (re)run, and the proxy's response cache answers every
 generation that already finished, so a killed eval resumes without regenerating anything.
 """
@@ -63,32 +66,30 @@ def item_count(cfg: StudyConfig, bench: str) -> int:
     return min(n, limit) if limit else n
 
 
-def eval_model(cfg: StudyConfig, model: str, benches: list[str], proxy_url: str, run_dir: Path,
-               monitor: Any) -> list[str]:
-    """Run one model's benchmarks in order; returns the error messages (empty when all passed)."""
-    errors = []
-    for bench in benches:
-        out_dir = run_dir / "raw" / model / bench
-        if (out_dir / "done.json").exists():
-            log.info("%s/%s already done; skipping", model, bench)
-            monitor.mark_finished(model, bench)
-            continue
-        monitor.mark_started(model, bench)
-        try:
-            if bench in LM_EVAL_BENCHMARKS:
-                from harness.runners.lm_eval_runner import run_lm_eval_benchmark
+def eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: str, run_dir: Path,
+                   monitor: Any) -> str | None:
+    """Run one model x benchmark unless already done; returns an error message, or None."""
+    out_dir = run_dir / "raw" / model / bench
+    if (out_dir / "done.json").exists():
+        log.info("%s/%s already done; skipping", model, bench)
+        monitor.mark_finished(model, bench)
+        return None
+    monitor.mark_started(model, bench)
+    try:
+        if bench in LM_EVAL_BENCHMARKS:
+            from harness.runners.lm_eval_runner import run_lm_eval_benchmark
 
-                run_lm_eval_benchmark(cfg, model, bench, proxy_url, run_dir)
-            else:
-                from harness.runners.humaneval import run_humaneval
+            run_lm_eval_benchmark(cfg, model, bench, proxy_url, run_dir)
+        else:
+            from harness.runners.humaneval import run_humaneval
 
-                run_humaneval(cfg, model, proxy_url, out_dir)
-            monitor.mark_finished(model, bench)
-        except Exception as exc:  # one failed benchmark must not stop the others
-            log.debug("%s", traceback.format_exc())
-            errors.append(f"{model}/{bench}: {exc}")
-            log.error("%s/%s failed: %s", model, bench, exc)
-    return errors
+            run_humaneval(cfg, model, proxy_url, out_dir)
+    except Exception as exc:  # one failed benchmark must not stop the others
+        log.debug("%s", traceback.format_exc())
+        log.error("%s/%s failed: %s", model, bench, exc)
+        return f"{model}/{bench}: {exc}"
+    monitor.mark_finished(model, bench)
+    return None
 
 
 def check_inputs(cfg: StudyConfig, config_path: Path, models: list[str], benches: list[str]) -> None:
@@ -126,11 +127,12 @@ def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
     monitor = ProgressMonitor(run_dir / "proxy", totals)
     monitor.start()
     try:
-        with ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="eval") as pool:
-            results = list(pool.map(lambda m: eval_model(cfg, m, benches, proxy_url, run_dir, monitor), models))
+        pairs = [(m, b) for m in models for b in benches]
+        with ThreadPoolExecutor(max_workers=len(pairs), thread_name_prefix="eval") as pool:
+            results = list(pool.map(lambda mb: eval_benchmark(cfg, *mb, proxy_url, run_dir, monitor), pairs))
     finally:
         monitor.stop()
-    return [e for errs in results for e in errs]
+    return [e for e in results if e]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
