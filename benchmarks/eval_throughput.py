@@ -25,7 +25,7 @@ import yaml
 from harness.config import parse_config
 from harness.eval import run_eval
 from harness.io import read_jsonl
-from harness.serve import NativeStack
+from harness.serve import NativeStack, exit_on_sigterm
 
 
 def derived_config(base: dict[str, Any], slots: int, max_tokens: int, threads: int, path: Path) -> Path:
@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    exit_on_sigterm()
     base = yaml.safe_load(Path(args.config).read_text())
     rows = []
     with tempfile.TemporaryDirectory(prefix="eval-throughput-") as tmp:

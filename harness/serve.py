@@ -174,9 +174,11 @@ class NativeStack:
 
     def _spawn(self, argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         with open(log_path, "ab") as fh:
-            # A detached stack must survive this process; its own session keeps Ctrl-C away from it.
+            # A detached stack must survive this process (its own session keeps Ctrl-C away from it);
+            # an attached one must not outlive it, even when this process is killed with SIGKILL.
             return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=self.detach)
+                                    start_new_session=self.detach,
+                                    preexec_fn=None if self.detach else _die_with_parent)
 
     def _wait_ready(self, proc: Process, url: str, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -242,6 +244,23 @@ class NativeStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when the parent dies (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so `with NativeStack(...)` blocks tear the stack down."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _terminate(popen: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:

@@ -31,9 +31,10 @@ def _stage(argv: list[str]) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.cli import UsageError
     from harness.eval import run_eval
-    from harness.serve import NativeStack, ServeError
+    from harness.serve import NativeStack, ServeError, exit_on_sigterm
 
     cfg = load_config(args.config)
+    exit_on_sigterm()
     run_dir = Path(args.run)
     if not args.skip_fetch:
         _stage(["fetch", "--config", args.config])
