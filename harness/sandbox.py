@@ -199,6 +199,9 @@ def build_native_command(
         iso.private_tmp = True
         launcher += [f"--tmpfs={d}" for d in WRITABLE_DIRS]
         launcher += ["--tmpfs-bytes", str(limits.tmpfs_bytes)]
+        # The interpreter or the code may live under one of those dirs (a checkout in /tmp):
+        # bind them back, read-only, over the fresh tmpfs.
+        launcher += [f"--expose={p}" for p in _under_private_tmp(_code_paths())]
         if "--map-root-user" in prefix:
             iso.user = "userns-root"
             iso.warnings.append("unprivileged: user namespace; no separate uid, RLIMIT_NPROC shared with the caller")
@@ -235,10 +238,19 @@ def build_native_command(
     return SandboxCommand([*prefix, *launcher, "--", *inner_argv], env, work_dir, iso)
 
 
+def _code_paths() -> set[str]:
+    """What the sandboxed evaluation must be able to read: the interpreter and the harness code."""
+    return {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), str(REPO_ROOT)}
+
+
+def _under_private_tmp(paths: set[str]) -> list[str]:
+    return sorted(p for p in paths if any(Path(p).is_relative_to(d) for d in WRITABLE_DIRS))
+
+
 def _unreachable_ancestors() -> dict[str, list[str]]:
     """Dirs an unprivileged uid could not traverse on the way to the interpreter or the code."""
     masks: dict[str, list[str]] = {}
-    for path in {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), str(REPO_ROOT)}:
+    for path in _code_paths():
         parts = Path(path).parts
         for i in range(2, len(parts) + 1):
             anc = str(Path(*parts[:i]))
