@@ -26,6 +26,7 @@ import yaml
 from harness import SCHEMA_VERSION
 from harness.config import StudyConfig, dataset_file
 from harness.io import atomic_write_json, atomic_write_text, utc_now
+from harness.nltk_data import ensure_sentence_data
 
 log = logging.getLogger(__name__)
 
@@ -203,13 +204,14 @@ def lm_eval_command(cfg: StudyConfig, model: str, bench: str, seed: int, proxy_u
     return argv
 
 
-def lm_eval_env(cfg: StudyConfig) -> dict[str, str]:
+def lm_eval_env(cfg: StudyConfig, sentence_data_root: str | None = None) -> dict[str, str]:
     data = Path(cfg.data_dir).resolve()
     env = dict(os.environ)
+    nltk_roots = [r for r in (sentence_data_root, str(data / "nltk_data"), env.get("NLTK_DATA")) if r]
     env.update({
         "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",  # every input is local; never reach a hub
         "HF_DATASETS_CACHE": str(data / ".hf-datasets-cache"),
-        "NLTK_DATA": str(data / "nltk_data") + (os.pathsep + env["NLTK_DATA"] if env.get("NLTK_DATA") else ""),
+        "NLTK_DATA": os.pathsep.join(nltk_roots),
         "TOKENIZERS_PARALLELISM": "false",
     })
     env.pop("OPENAI_API_KEY", None)  # never sent, never logged
@@ -222,6 +224,9 @@ def run_lm_eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: s
     out_dir.mkdir(parents=True, exist_ok=True)
     n_items = check_schema(bench, dataset_file(cfg, bench))
     task_dir = write_task_dir(cfg, bench, run_dir / "tasks")
+    # IFEval's checkers need nltk punkt_tab; without it lm-eval crashes after every generation is done.
+    sentence_data = ensure_sentence_data() if bench == "ifeval" else None
+    env = lm_eval_env(cfg, sentence_data["root"] if sentence_data else None)
     finished = completed_seeds(out_dir)
     files = []
     for seed in cfg.repeat_seeds(model, bench):
@@ -233,7 +238,7 @@ def run_lm_eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: s
         log_path = run_dir / "logs" / f"lm-eval-{model}-{bench}-seed{seed}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as fh:
-            proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=lm_eval_env(cfg),
+            proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=env,
                                   stdin=subprocess.DEVNULL, check=False)
         if proc.returncode != 0:
             _quarantine_partial(out_dir, finished)
@@ -243,7 +248,8 @@ def run_lm_eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: s
             raise RuntimeError(f"lm-eval finished but wrote no results for {model}/{bench}; see {log_path}")
         files.append(finished[seed])
     summary = {"schema_version": SCHEMA_VERSION, "model": model, "benchmark": bench, "finished": utc_now(),
-               "items": n_items, "repeats": len(files), "results_files": files, "runner": "lm-eval"}
+               "items": n_items, "repeats": len(files), "results_files": files, "runner": "lm-eval",
+               "sentence_splitter_data": sentence_data}
     atomic_write_json(out_dir / "done.json", summary)
     return summary
 
