@@ -9,6 +9,8 @@ listener saw no connection, no file appeared outside, and no stray process survi
 
 from __future__ import annotations
 
+import time
+
 import json
 import os
 import socket
@@ -132,7 +134,15 @@ def test_wall_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
 
     cmd = build_native_command([sys.executable, "-c", script], work, SandboxLimits(wall_timeout_s=3))
     prepare_work_dir(work, sandbox_uid_of(cmd))
+    started = time.time() - 1
     res = run_sandboxed(cmd, timeout_s=3)
     assert res.timed_out and res.wall_s < 30
-    sleepers = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]]
-    assert not sleepers
+
+    def sleepers() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline", "create_time"])
+                if p.info["cmdline"] == ["sleep", "300"] and (p.info["create_time"] or 0) >= started]
+
+    deadline = time.monotonic() + 10  # the kernel reaps a dead pid namespace asynchronously
+    while sleepers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sleepers()
