@@ -306,15 +306,7 @@ def load_humaneval(rd: RunData, model: str, bdir: Path, imported: bool) -> Bench
             if (rep, tid) in seen:
                 bd.duplicates += 1
             seen.add((rep, tid))
-            reasoning, answer = rec.get("reasoning"), rec.get("answer")
-            if reasoning is None and answer is None:
-                g = _gen_from_text(rec.get("content") or "")
-            else:
-                g = Gen(len(reasoning or ""), len(answer or ""), bool(reasoning), bool(rec.get("think_closed", True)))
-            g.source = "generations"
-            g.finish_reason = rec.get("finish_reason")
-            g.latency_s = rec.get("latency_s")
-            g.completion_tokens = (rec.get("usage") or {}).get("completion_tokens")
+            g = _gen_from_record(rec, "generations")
             bd.gens.setdefault(rep, {})[tid] = g
             if rec.get("request_hash"):
                 bd.keys.setdefault(rep, {})[tid] = ("hash", rec["request_hash"])
@@ -324,6 +316,20 @@ def load_humaneval(rd: RunData, model: str, bdir: Path, imported: bool) -> Bench
     if bd.duplicates:
         bd.warnings.append(f"{bd.duplicates} duplicate task id(s) in generations.jsonl; the last kept")
     return bd
+
+
+def _gen_from_record(rec: dict[str, Any], source: str) -> Gen:
+    """Text statistics of a proxy record or a HumanEval+ generation record (same fields)."""
+    reasoning, answer = rec.get("reasoning"), rec.get("answer")
+    if reasoning is None and answer is None:
+        g = _gen_from_text(rec.get("content") or "")
+    else:
+        g = Gen(len(reasoning or ""), len(answer or ""), bool(reasoning), bool(rec.get("think_closed", True)))
+    g.source = source
+    g.finish_reason = rec.get("finish_reason")
+    g.latency_s = rec.get("latency_s")
+    g.completion_tokens = (rec.get("usage") or {}).get("completion_tokens")
+    return g
 
 
 def load_proxy(rd: RunData, model: str, path: Path) -> tuple[dict[str, Gen], dict[str, Gen], dict[str, Any]]:
@@ -340,15 +346,7 @@ def load_proxy(rd: RunData, model: str, path: Path) -> tuple[dict[str, Gen], dic
             errors += 1
             continue
         cache_hits += bool(rec.get("cache_hit"))
-        reasoning, answer = rec.get("reasoning"), rec.get("answer")
-        if reasoning is None and answer is None:
-            g = _gen_from_text(rec.get("content") or "")
-        else:
-            g = Gen(len(reasoning or ""), len(answer or ""), bool(reasoning), bool(rec.get("think_closed", True)))
-        g.source = "proxy"
-        g.finish_reason = rec.get("finish_reason")
-        g.latency_s = rec.get("latency_s")
-        g.completion_tokens = (rec.get("usage") or {}).get("completion_tokens")
+        g = _gen_from_record(rec, "proxy")
         g.cache_hit = rec.get("cache_hit")
         req = rec.get("request") or {}
         if isinstance(req, dict) and "messages" in req:
