@@ -26,6 +26,7 @@ from harness import LM_EVAL_BENCHMARKS
 from harness.config import StudyConfig, dataset_file, load_config
 
 log = logging.getLogger(__name__)
+EVAL_NICENESS = 10
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,6 +93,18 @@ def eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: str, run
     return None
 
 
+def _yield_cpu_to_servers() -> None:
+    """Lower this process's priority (inherited by lm-eval and the evalplus sandbox).
+
+    Where the model servers run on the same CPUs (CPU inference, small boxes), tool start-up and
+    scoring would otherwise take cycles from generation; the servers and the proxy were started
+    before this and keep their priority.
+    """
+    increment = EVAL_NICENESS - os.nice(0)
+    if increment > 0:  # only ever lower the priority (a caller's `nice -n 15` stays)
+        os.nice(increment)
+
+
 def check_inputs(cfg: StudyConfig, config_path: Path, models: list[str], benches: list[str]) -> None:
     """Refuse unknown names, missing datasets and wrong schemas before anything is generated."""
     from harness.cli import UsageError
@@ -120,6 +133,7 @@ def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
     models = models or list(cfg.models)
     benches = benches or list(cfg.benchmarks)
     check_inputs(cfg, config_path, models, benches)
+    _yield_cpu_to_servers()
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").exists():
         shutil.copyfile(config_path, run_dir / "config.yaml")
