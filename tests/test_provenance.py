@@ -14,7 +14,8 @@ import yaml
 
 from harness import SCHEMA_VERSION
 from harness.config import load_config
-from harness.provenance import SHA_CACHE_NAME, write_manifest
+from harness.io import Sha256Cache
+from harness.provenance import write_manifest
 
 pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def test_gguf_hash_is_cached_and_invalidated_by_size_or_mtime(study: tuple[Path,
     cfg = load_config(cfg_path)
     first = write_manifest(tmp_path / "r1", cfg, cfg_path, {})
     assert first["models"]["base"]["sha256"] == sha256(gguf)
-    sidecar = data / SHA_CACHE_NAME
+    sidecar = data / Sha256Cache.FILE_NAME
     entries = json.loads(sidecar.read_text())["entries"]
     assert len(entries) >= 1
     # plant a marker in the cache entry: a reused entry shows the marker, a recomputed one does not
@@ -115,3 +116,23 @@ def test_docker_failure_is_recorded_not_raised(study: tuple[Path, Path], tmp_pat
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     manifest = write_manifest(tmp_path / "run", load_config(cfg_path), cfg_path, {})
     assert manifest["docker"]["project"] == "harness-test" and "error" in manifest["docker"]
+
+
+def test_manifest_reuses_the_hash_fetch_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fetch records the sha256 it verified; the manifest must not hash the same file again."""
+    from harness.fetch.runner import Fetcher
+    from harness.fetch.sources import SourceContext
+    import harness.io
+
+    data = tmp_path / "data"
+    gguf = data / "models" / "m.gguf"
+    gguf.parent.mkdir(parents=True)
+    gguf.write_bytes(b"GGUF" + b"x" * 1000)
+    fetcher = Fetcher(data, SourceContext(None, None, None))
+    fetcher._remember_hash(gguf, harness.io.sha256_file(gguf))
+
+    def no_rehash(path: object, chunk: int = 0) -> str:
+        raise AssertionError(f"hashed again: {path}")
+
+    monkeypatch.setattr(harness.io, "sha256_file", no_rehash)
+    assert harness.io.Sha256Cache.for_data_dir(data).sha256(gguf) == hashlib.sha256(gguf.read_bytes()).hexdigest()

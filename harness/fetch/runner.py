@@ -8,6 +8,7 @@ of one artifact does not stop the others; the exit code is the worst one seen.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -21,7 +22,7 @@ from harness.fetch.errors import EXIT_BAD_INPUT, EXIT_TRANSIENT, FetchError, scr
 from harness.fetch.lock import check_on_disk, folder_digest, folder_files, read_lock, write_lock
 from harness.fetch.plan import Artifact, rel_to
 from harness.fetch.sources import SourceContext, fetch_into, fetch_nltk
-from harness.io import sha256_file, utc_now
+from harness.io import Sha256Cache, sha256_file, utc_now
 
 log = logging.getLogger("harness.fetch")
 
@@ -77,6 +78,7 @@ class Fetcher:
         self.ctx = ctx
         self.force = force
         self.lock = read_lock(data_dir)
+        self.sha_cache = Sha256Cache.for_data_dir(data_dir)  # shared with the run manifest
         self.downloads = 0  # artifacts actually downloaded (tests and the summary use it)
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -84,6 +86,11 @@ class Fetcher:
     def _record(self, entry: dict[str, Any]) -> None:
         self.lock["artifacts"][entry["path"]] = entry
         write_lock(self.data_dir, self.lock)
+
+    def _remember_hash(self, path: Path, sha: str) -> None:
+        """A file hash just verified here, so provenance need not hash the file again."""
+        self.sha_cache.record(path, sha)
+        self.sha_cache.save()
 
     def _forget(self, rel: str) -> None:
         if self.lock["artifacts"].pop(rel, None) is not None:
@@ -100,6 +107,8 @@ class Fetcher:
         if not self.force and entry is not None and _matches_request(entry, art):
             problem = check_on_disk(entry, self.data_dir)
             if problem is None:
+                if not art.is_dir:
+                    self._remember_hash(art.dest, entry["sha256"])
                 if entry.get("names") != art.names:
                     entry["names"] = list(art.names)
                     self._record(entry)
@@ -121,6 +130,7 @@ class Fetcher:
         if actual != art.expected_sha256:
             return False
         resolved = art.requested_revision if art.source_type == "pypi" or _COMMIT.match(art.requested_revision or "") else None
+        self._remember_hash(art.dest, actual)
         self._record(_entry(art, self.data_dir, art.dest.stat().st_size, actual, resolved,
                             {"adopted": "file already present and matching the config sha256; not downloaded"}))
         _say("ok", art, f"{rel} (already present, matches config sha256)")
@@ -139,6 +149,8 @@ class Fetcher:
             files, size, digest = None, path.stat().st_size, sha256_file(path)
         if art.expected_sha256 is not None and digest != art.expected_sha256:
             raise _mismatch(art, digest, str(path))
+        if not art.is_dir:
+            self._remember_hash(path, digest)
         entry = _entry(art, self.data_dir, size, digest, None, {}, files)
         old = self.lock["artifacts"].get(rel)
         if old is None or {**old, "fetched_at": None} != {**entry, "fetched_at": None}:
@@ -173,6 +185,7 @@ class Fetcher:
         size = staged.stat().st_size
         art.dest.parent.mkdir(parents=True, exist_ok=True)
         _replace_across_mounts(staged, art.dest)
+        self._remember_hash(art.dest, actual)
         self._record(_entry(art, self.data_dir, size, actual, resolved, details))
         rev = f", {resolved[:12]}" if resolved else ""
         _say("fetched", art, f"{rel} ({_mb(size)}{rev}, sha256 {actual[:12]})")
@@ -290,7 +303,7 @@ def _replace_across_mounts(src: Path, dest: Path) -> None:
     try:
         os.replace(src, dest)
     except OSError as exc:
-        if exc.errno != 18:  # EXDEV
+        if exc.errno != errno.EXDEV:
             raise
         tmp = dest.with_name(f".{dest.name}.part-{uuid.uuid4().hex[:8]}")
         try:
