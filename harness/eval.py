@@ -59,14 +59,6 @@ def find_proxy_url(run_dir: Path, explicit: str | None) -> str:
     return url
 
 
-def item_count(cfg: StudyConfig, bench: str) -> int:
-    from harness.runners.lm_eval_runner import load_rows
-
-    n = len(load_rows(dataset_file(cfg, bench)))
-    limit = cfg.benchmarks[bench].limit
-    return min(n, limit) if limit else n
-
-
 def eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: str, run_dir: Path,
                    monitor: Any) -> str | None:
     """Run one model x benchmark unless already done; returns an error message, or None."""
@@ -105,14 +97,18 @@ def _yield_cpu_to_servers() -> None:
         os.nice(increment)
 
 
-def check_inputs(cfg: StudyConfig, config_path: Path, models: list[str], benches: list[str]) -> None:
-    """Refuse unknown names, missing datasets and wrong schemas before anything is generated."""
+def check_inputs(cfg: StudyConfig, config_path: Path, models: list[str], benches: list[str]) -> dict[str, int]:
+    """Refuse unknown names, missing datasets and wrong schemas before anything is generated.
+
+    Returns the number of items each benchmark will run (its `limit` applied).
+    """
     from harness.cli import UsageError
-    from harness.runners.lm_eval_runner import DatasetSchemaError, check_schema
+    from harness.datasets import DatasetSchemaError, check_schema
 
     for name in models:
         if name not in cfg.models:
             raise UsageError(f"unknown model {name!r}; models: {', '.join(cfg.models)}")
+    items = {}
     for name in benches:
         if name not in cfg.benchmarks:
             raise UsageError(f"benchmark {name!r} is not in the config; configured: {', '.join(cfg.benchmarks)}")
@@ -120,9 +116,12 @@ def check_inputs(cfg: StudyConfig, config_path: Path, models: list[str], benches
         if not path.exists():
             raise UsageError(f"dataset for {name} missing: {path} (run `harness fetch --config {config_path}`)")
         try:
-            check_schema(name, path)
+            n = check_schema(name, path)
         except DatasetSchemaError as exc:
             raise UsageError(str(exc)) from None
+        limit = cfg.benchmarks[name].limit
+        items[name] = min(n, limit) if limit else n
+    return items
 
 
 def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
@@ -132,12 +131,12 @@ def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
 
     models = models or list(cfg.models)
     benches = benches or list(cfg.benchmarks)
-    check_inputs(cfg, config_path, models, benches)
+    items = check_inputs(cfg, config_path, models, benches)
     _yield_cpu_to_servers()
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").exists():
         shutil.copyfile(config_path, run_dir / "config.yaml")
-    totals = {(m, b): item_count(cfg, b) * cfg.benchmarks[b].samples_per_item for m in models for b in benches}
+    totals = {(m, b): items[b] * cfg.benchmarks[b].samples_per_item for m in models for b in benches}
     monitor = ProgressMonitor(run_dir / "proxy", totals)
     monitor.start()
     try:

@@ -10,7 +10,8 @@ import yaml
 
 from harness.cli import main
 from harness.config import load_config
-from harness.runners.lm_eval_runner import DatasetSchemaError, check_schema, lm_eval_command, task_yaml
+from harness.datasets import DatasetSchemaError, check_schema
+from harness.runners.lm_eval_runner import lm_eval_command, task_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,6 @@ statistic; it only turns tool files into aligned tables and records what it coul
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import LM_EVAL_BENCHMARKS
+from harness.datasets import load_rows
 from harness.hashing import prompt_key
 from harness.importer import as_obj, date_id
 from harness.io import JsonlReadStats, iter_jsonl, sha256_file
@@ -431,18 +431,13 @@ def load_humaneval_prompts(path: Path | None) -> dict[str, dict[str, Any]]:
     except ImportError:
         pass
     for p in candidates:
-        opener = gzip.open if p.suffix == ".gz" else open
         try:
-            with opener(p, "rt", encoding="utf-8") as fh:
-                out = {}
-                for line in fh:
-                    if line.strip():
-                        r = json.loads(line)
-                        out[r["task_id"]] = {"prompt": r.get("prompt", ""), "entry_point": r.get("entry_point", "")}
-                if out:
-                    return out
+            out = {r["task_id"]: {"prompt": r.get("prompt", ""), "entry_point": r.get("entry_point", "")}
+                   for r in load_rows(p)}
         except (OSError, ValueError, KeyError):
             continue
+        if out:
+            return out
     return {}
 
 

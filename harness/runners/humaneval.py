@@ -30,6 +30,7 @@ from typing import Any
 from harness import SCHEMA_VERSION
 from harness.analyze.stats import pass_at_k
 from harness.config import StudyConfig, dataset_file
+from harness.datasets import load_rows
 from harness.hashing import request_hash
 from harness.io import append_jsonl, atomic_write_json, iter_jsonl, utc_now
 from harness.reasoning import split_reasoning, strip_reasoning
@@ -57,12 +58,7 @@ ProgressFn = Callable[[int, int, int], None]
 
 def load_tasks(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
     """HumanEval+ rows from .jsonl or .jsonl.gz, in file order; the first `limit` when set."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
-        for line in fh:
-            if line.strip():
-                rows.append(json.loads(line))
+    rows = load_rows(path)
     for row in rows:
         missing = {"task_id", "prompt", "entry_point"} - set(row)
         if missing:

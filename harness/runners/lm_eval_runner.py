@@ -25,6 +25,7 @@ import yaml
 
 from harness import SCHEMA_VERSION
 from harness.config import StudyConfig, dataset_file
+from harness.datasets import check_schema
 from harness.io import atomic_write_json, atomic_write_text, utc_now
 from harness.nltk_data import ensure_sentence_data
 
@@ -66,56 +67,8 @@ TASKS: dict[str, dict[str, Any]] = {
     },
 }
 
-# Fields each benchmark's rows must have (the real datasets' schemas).
-REQUIRED_FIELDS = {
-    "aime24": {"ID", "Problem", "Answer"},
-    "aime25": {"id", "problem", "answer"},
-    "ifeval": {"key", "prompt", "instruction_id_list", "kwargs"},
-    "humaneval_plus": {"task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input"},
-}
-
+# lm-eval's `dataset_path` loader for each local file format.
 LOADERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-
-
-class DatasetSchemaError(Exception):
-    pass
-
-
-def load_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a local dataset file (jsonl/json/jsonl.gz/parquet/csv)."""
-    if path.name.endswith(".jsonl.gz"):
-        import gzip
-
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
-    if path.suffix == ".parquet" or path.suffix == ".csv":
-        import pandas as pd
-
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        return [dict(r) for r in frame.to_dict(orient="records")]
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DatasetSchemaError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-    return rows
-
-
-def check_schema(bench: str, path: Path) -> int:
-    """Fail early, naming the missing fields, when a dataset file is in the wrong schema."""
-    if path.suffix not in LOADERS and not path.name.endswith(".jsonl.gz"):
-        raise DatasetSchemaError(f"{path}: unsupported dataset format {path.suffix!r} (use .jsonl, .parquet or .csv)")
-    rows = load_rows(path)
-    if not rows:
-        raise DatasetSchemaError(f"{path}: dataset for {bench} is empty")
-    missing = REQUIRED_FIELDS[bench] - set(rows[0])
-    if missing:
-        raise DatasetSchemaError(f"{path}: not a {bench} dataset: rows lack {', '.join(sorted(missing))} "
-                                 f"(have {', '.join(sorted(rows[0]))})")
-    return len(rows)
 
 
 def task_yaml(cfg: StudyConfig, bench: str) -> str:
