@@ -230,12 +230,6 @@ def load_config(path: str | Path) -> StudyConfig:
     return parse_config(raw, str(path))
 
 
-def config_sha256(path: str | Path) -> str:
-    from harness.io import sha256_file
-
-    return sha256_file(path)
-
-
 def dataset_file(cfg: StudyConfig, bench: str) -> Path:
     """The local file a benchmark reads: its `path`, or where `harness fetch` stored it."""
     spec = cfg.benchmarks[bench].dataset

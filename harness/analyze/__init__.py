@@ -36,7 +36,6 @@ def _existing(*paths: Any) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from harness.cli import UsageError
     from harness.config import dataset_file, load_config, training_data_dir
-    from harness.io import sha256_file
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from harness.nltk_data import PUNKT_INSTRUCTIONS, ensure_sentence_data  # noqa: F401  (re-exported)
+from harness.nltk_data import ensure_sentence_data
 
 
 @lru_cache(maxsize=1)
