@@ -9,7 +9,6 @@ skipped end-to-end test would prove nothing.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from harness import serve
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_GGUF = REPO / "data" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return serve.free_port("127.0.0.1")
 
 
 def wait_http_ok(url: str, timeout_s: float = 120.0) -> None:
