@@ -1,6 +1,6 @@
 """`harness import`: bring outside results into a run directory, untouched, for re-analysis.
 
-Accepted: lm-eval 0.4.11–0.4.13 `samples_<task>_<date>.jsonl` (+ their results `*_<date>.json`)
+Accepted (plain or gzip-compressed `.gz`, stored decompressed): lm-eval 0.4.11–0.4.13 `samples_<task>_<date>.jsonl` (+ their results `*_<date>.json`)
 for aime24/aime25/ifeval; evalplus 0.3.1 `*_eval_results.json` for humaneval_plus; proxy logs
 (`--proxy-log`, copied to proxy/<model>.jsonl). Files are copied byte for byte into
 raw/<model>/<bench>/ and listed with their sha256 in raw/<model>/<bench>/import.json, which also
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gzip
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -149,18 +151,44 @@ def _copy(src: Path, dst: Path) -> bool:
     return True
 
 
+def _decompressed(files: list[Path], scratch: Path) -> list[tuple[Path, Path]]:
+    """(file to import, original) pairs: a `.gz` is decompressed into scratch under its inner name."""
+    out = []
+    for f in files:
+        if f.suffix == ".gz" and f.is_file():
+            inner = scratch / f.name[: -len(".gz")]
+            try:
+                with gzip.open(f, "rb") as src, open(inner, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (OSError, EOFError) as exc:
+                raise _usage(f"{f}: not a readable gzip file ({exc})") from None
+            out.append((inner, f))
+        else:
+            out.append((f, f))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="harness-import-") as scratch:
+        return _run(args, Path(scratch))
+
+
+def _run(args: argparse.Namespace, scratch: Path) -> int:
     run_dir = Path(args.run)
     bench, model = args.benchmark, args.model
     if not re.fullmatch(r"[A-Za-z0-9_-]+", model):
         raise _usage(f"model name {model!r} may use only letters, digits, '-' and '_'")
-    files = [Path(f) for f in args.files]
-    if not files and not args.proxy_log:
+    originals = [Path(f) for f in args.files]
+    if not originals and not args.proxy_log:
         raise _usage("nothing to import: give result files and/or --proxy-log")
-    kinds: list[tuple[Path, str]] = []
-    for f in files:
+    for f in originals:
         if not f.is_file():
             raise _usage(f"{f}: no such file")
+    pairs = _decompressed(originals, scratch)
+    files = [f for f, _ in pairs]
+    source_of = {f: orig for f, orig in pairs}
+    kinds: list[tuple[Path, str]] = []
+    for f in files:
         kind = classify(f)
         if bench in LM_EVAL_BENCHMARKS:
             if kind == "lm_samples":
@@ -185,8 +213,11 @@ def run(args: argparse.Namespace) -> int:
     for f, kind in kinds:
         if _copy(f, dest / f.name):
             copied += 1
-        entry = {"name": f.name, "kind": kind, "source": str(f.resolve()), "sha256": sha256_file(f),
+        orig = source_of[f]
+        entry = {"name": f.name, "kind": kind, "source": str(orig.resolve()), "sha256": sha256_file(f),
                  "imported_at": utc_now()}
+        if orig != f:
+            entry["source_sha256"] = sha256_file(orig)  # of the .gz as given; sha256 is of the stored file
         manifest["files"] = [e for e in manifest["files"] if e["name"] != f.name] + [entry]
     for log in args.proxy_log:
         src = Path(log)

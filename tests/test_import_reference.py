@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,8 +11,8 @@ import pytest
 from harness.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-REF = REPO.parent / "shared" / "reference" / "lm-eval-outputs"
-FILES = {  # (model, bench): (samples, results)
+REF = REPO / "reference" / "lm-eval-outputs"  # the project's copy (gzip), see reference/README.md
+FILES = {  # (model, bench): (samples, results), as named inside the .gz
     ("distilled", "aime24"): ("samples_aime24_2026-02-21T18-01-15.400547.jsonl", "aime24_2026-02-21T18-01-15.400547.json"),
     ("distilled", "aime25"): ("samples_aime25_2026-02-21T18-00-36.367478.jsonl", "aime25_2026-02-21T18-00-36.367478.json"),
     ("distilled", "ifeval"): ("samples_ifeval_2026-02-21T18-52-43.750841.jsonl", "ifeval_2026-02-21T18-52-43.750841.json"),
@@ -23,6 +23,10 @@ FILES = {  # (model, bench): (samples, results)
 METRIC = {"aime24": "exact_match,none", "aime25": "exact_match,none", "ifeval": "prompt_level_strict_acc,none"}
 
 
+def ref(name: str) -> Path:
+    return REF / f"{name}.gz"
+
+
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     if not REF.is_dir():
@@ -30,7 +34,7 @@ def reference_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("ref") / "run"
     for (model, bench), (samples, results) in FILES.items():
         assert main(["import", "--run", str(run), "--model", model, "--benchmark", bench,
-                     str(REF / samples), str(REF / results)]) == 0
+                     str(ref(samples)), str(ref(results))]) == 0
     assert main(["analyze", "--run", str(run), "--candidate", "distilled", "--baseline", "base",
                  "--training-data", str(REPO / "tests/fixtures/data/training_sample.jsonl")]) == 0
     return run, json.loads((run / "analysis" / "summary.json").read_text())
@@ -40,13 +44,13 @@ def test_files_copied_untouched(reference_run):
     run, _ = reference_run
     for (model, bench), names in FILES.items():
         for name in names:
-            assert (run / "raw" / model / bench / name).read_bytes() == (REF / name).read_bytes()
+            assert (run / "raw" / model / bench / name).read_bytes() == gzip.decompress(ref(name).read_bytes())
 
 
 @pytest.mark.parametrize("model,bench", sorted(FILES))
 def test_as_recorded_equals_lm_eval_results(reference_run, model, bench):
     _, s = reference_run
-    recorded = json.loads((REF / FILES[(model, bench)][1]).read_text())["results"][bench][METRIC[bench]]
+    recorded = json.loads(gzip.decompress(ref(FILES[(model, bench)][1]).read_bytes()))["results"][bench][METRIC[bench]]
     got = s["benchmarks"][bench]["protocols"]["as_recorded"][model]
     assert got["accuracy"] == pytest.approx(recorded, abs=5e-5)
     assert got["correct"] == round(recorded * got["n"])
@@ -88,12 +92,12 @@ def test_validity_flags_reasoning_scored_as_answer(reference_run):
 
 def test_import_wrong_benchmark_exits_2(tmp_path, capsys):
     rc = main(["import", "--run", str(tmp_path / "r"), "--model", "m", "--benchmark", "aime24",
-               str(REF / FILES[("base", "ifeval")][0])])
+               str(ref(FILES[("base", "ifeval")][0]))])
     assert rc == 2
     assert "ifeval" in capsys.readouterr().err
     # right task name in the file name, wrong documents inside
     bad = tmp_path / "samples_aime25_2026-01-01T00-00-00.000000.jsonl"
-    shutil.copyfile(REF / FILES[("base", "aime24")][0], bad)
+    bad.write_bytes(gzip.decompress(ref(FILES[("base", "aime24")][0]).read_bytes()))
     assert main(["import", "--run", str(tmp_path / "r"), "--model", "m", "--benchmark", "aime25", str(bad)]) == 2
     assert "schema" in capsys.readouterr().err
     assert not (tmp_path / "r" / "raw" / "m" / "aime25").exists()
