@@ -16,12 +16,15 @@ include docker/Makefile.compose.mk
 export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 export LLAMA_CPP_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help setup demo test native-serve native-eval native-analyze native-report native-all native-down \
+.PHONY: help setup demo test reference golden check native-serve native-eval native-analyze native-report native-all native-down \
         clean bench-proxy bench-eval bench-analyze
 
 help:
 	@echo "make demo          set up everything and run the CPU demo study into results/demo"
 	@echo "make test          run the test suite (real llama-server, proxy, lm-eval, evalplus)"
+	@echo "make check         ruff and mypy (configured in pyproject.toml)"
+	@echo "make reference     import, analyze and report the reference study's lm-eval files (seconds)"
+	@echo "make golden        rewrite the golden reference summary the tests compare against"
 	@echo "make all           the study on a GPU box via compose: CONFIG=$(CONFIG) RUN=$(RUN) (needs .env)"
 	@echo "make demo-compose  the demo study in containers (CPU)"
 	@echo "make doctor        check Docker, compose, NVIDIA runtime, .env, HF_TOKEN, disk, ports"
@@ -43,6 +46,24 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+# Static checks: ruff (lint + import order) and mypy on harness/ (config in pyproject.toml).
+$(VENV)/.lint-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e ".[lint]"
+	touch $@
+
+check: $(VENV)/.lint-installed
+	$(BIN)/ruff check harness tests benchmarks
+	$(BIN)/mypy
+
+# The reference study's own lm-eval files (reference/), imported, analyzed and reported: results/reference/.
+reference: $(VENV)/.installed
+	bash reference/import.sh results/reference $(HARNESS)
+	@echo "reference report: results/reference/report.md"
+
+# Rewrite tests/golden/reference-summary.json from the current code (then review `git diff`).
+golden: $(VENV)/.installed
+	HARNESS_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py -k matches_golden -rs
 
 # Native stages (no Docker): the same CLI the containers run.
 native-serve: $(VENV)/.installed

@@ -14,6 +14,7 @@ import sys
 
 from harness import __version__
 from harness.config import ConfigError
+from harness.records import SchemaVersionError
 
 # Modules that contribute subcommands, in help order.
 STAGE_MODULES = (
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SchemaVersionError as exc:  # a record from another harness version: say how to regenerate it
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

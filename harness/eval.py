@@ -64,6 +64,12 @@ def eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: str, run
     """Run one model x benchmark unless already done; returns an error message, or None."""
     out_dir = run_dir / "raw" / model / bench
     if (out_dir / "done.json").exists():
+        from harness.records import DoneMarker, RecordError, read_json
+
+        try:
+            read_json(DoneMarker, out_dir / "done.json")  # a marker of another schema is not trusted
+        except RecordError as exc:
+            return f"{model}/{bench}: {exc}"
         log.info("%s/%s already done; skipping", model, bench)
         monitor.mark_finished(model, bench)
         return None

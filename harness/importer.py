@@ -11,7 +11,6 @@ A file that belongs to another benchmark (task name, or document schema) is refu
 from __future__ import annotations
 
 import argparse
-import ast
 import gzip
 import json
 import re
@@ -22,6 +21,7 @@ from typing import Any
 
 from harness import BENCHMARKS, LM_EVAL_BENCHMARKS, SCHEMA_VERSION
 from harness.io import atomic_write_json, sha256_file, utc_now
+from harness.lm_eval_files import PairingError, as_obj, is_samples_file, pair, read_results, unpaired_results
 
 # Fields a document of each benchmark must have (the scorer reads them).
 DOC_FIELDS = {
@@ -29,7 +29,6 @@ DOC_FIELDS = {
     "aime25": ({"problem", "answer"},),
     "ifeval": ({"key", "prompt", "instruction_id_list", "kwargs"},),
 }
-DATE_RE = re.compile(r"_(\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl?$")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,19 +47,6 @@ def _usage(msg: str) -> Exception:
     return UsageError(msg)
 
 
-def as_obj(value: Any) -> Any:
-    """lm-eval 0.4.11 may store dicts/lists as Python-repr strings; decode them, else return as is."""
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except ValueError:
-            try:
-                return ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                return value
-    return value
-
-
 def bench_of_doc(doc: dict[str, Any]) -> str | None:
     keys = set(doc)
     for bench, (need,) in DOC_FIELDS.items():
@@ -69,36 +55,29 @@ def bench_of_doc(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def date_id(name: str) -> str | None:
-    m = DATE_RE.search(name)
-    return m.group(1) if m else None
-
-
 def classify(path: Path) -> str:
-    """One of lm_samples, lm_results, evalplus_results, generations, evalplus_samples."""
+    """One of lm_samples, lm_results, evalplus_results, generations, evalplus_samples: by content, not name."""
     name = path.name
-    if name.endswith("_eval_results.json") or name == "eval_results.json":
-        return "evalplus_results"
-    if name.startswith("samples_") and name.endswith(".jsonl"):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                first = json.loads(fh.readline())
-        except (OSError, ValueError):
-            first = {}
-        if "doc_id" in first or "doc" in first:
+    if name.endswith(".jsonl"):
+        if is_samples_file(path):
             return "lm_samples"
+        if name == "generations.jsonl":
+            return "generations"
         return "evalplus_samples"
-    if name == "generations.jsonl":
-        return "generations"
     if name.endswith(".json"):
-        return "lm_results"
-    raise _usage(f"{path}: unrecognised file (expected samples_*.jsonl, results *.json or *_eval_results.json)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise _usage(f"{path}: not JSON ({exc})") from None
+        if isinstance(data, dict) and isinstance(data.get("eval"), dict):
+            return "evalplus_results"
+        if isinstance(data, dict) and isinstance(data.get("results"), dict):
+            return "lm_results"
+    raise _usage(f"{path}: unrecognised file (expected lm-eval samples .jsonl / results .json, or evalplus "
+                 f"eval_results .json)")
 
 
 def check_lm_samples(path: Path, bench: str) -> None:
-    m = re.match(r"samples_(.+?)_\d{4}-\d{2}-\d{2}T", path.name)
-    if m and m.group(1) != bench:
-        raise _usage(f"{path}: samples file for task {m.group(1)!r}, not {bench!r}")
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
@@ -138,6 +117,30 @@ def check_evalplus(path: Path) -> None:
     tid = next(iter(ev))
     if not str(tid).startswith("HumanEval/"):
         raise _usage(f"{path}: task ids like {tid!r} are not HumanEval's")
+
+
+def check_pairing(kinds: list[tuple[Path, str]], dest: Path, bench: str) -> None:
+    """Refuse (before copying) what analyze could not use: a results file that pairs with no samples file.
+
+    Pairing is by content (harness.lm_eval_files), over the files given and those already imported.
+    """
+    samples = {f.name: f for f, k in kinds if k == "lm_samples"}
+    results_paths = {f.name: f for f, k in kinds if k == "lm_results"}
+    if dest.is_dir():
+        for f in dest.iterdir():
+            if f.name not in samples and f.suffix == ".jsonl" and is_samples_file(f):
+                samples[f.name] = f
+            elif f.name not in results_paths and f.suffix == ".json" and f.name not in ("import.json", "done.json"):
+                results_paths[f.name] = f
+    results = {p: d for p in results_paths.values() if (d := read_results(p)) is not None and bench in d["results"]}
+    try:
+        pairs = pair(sorted(samples.values()), results, bench)
+    except PairingError as exc:
+        raise _usage(f"cannot pair results with samples: {exc}") from None
+    orphans = unpaired_results(pairs, results)
+    if orphans:
+        raise _usage(f"{', '.join(p.name for p in orphans)}: no samples file matches these results by content "
+                     f"(task {bench!r}, document count, recorded score); import the samples file of the same run")
 
 
 def _copy(src: Path, dst: Path) -> bool:
@@ -204,8 +207,10 @@ def _run(args: argparse.Namespace, scratch: Path) -> int:
                 raise _usage(f"{f}: a {kind} file cannot be imported for humaneval_plus")
         kinds.append((f, kind))
     if bench in LM_EVAL_BENCHMARKS and files and not any(k == "lm_samples" for _, k in kinds):
-        raise _usage(f"no samples_{bench}_*.jsonl among the files: per-item results are needed")
+        raise _usage(f"no lm-eval samples file among the files: per-item results are needed for {bench}")
     dest = run_dir / "raw" / model / bench
+    if bench in LM_EVAL_BENCHMARKS:
+        check_pairing(kinds, dest, bench)
     manifest_path = dest / "import.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {
         "schema_version": SCHEMA_VERSION, "model": model, "benchmark": bench, "files": []}
@@ -230,7 +235,6 @@ def _run(args: argparse.Namespace, scratch: Path) -> int:
             {"source": str(src.resolve()), "sha256": sha256_file(src)}]
     if files:
         manifest["imported"] = True
-        manifest["primary_protocol"] = "as_recorded"
         atomic_write_json(manifest_path, manifest)
     print(f"imported {copied} new file(s) for {model}/{bench} into {run_dir}")
     return 0

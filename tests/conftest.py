@@ -81,3 +81,32 @@ def llama_server(llama_server_binary: Path, smollm_gguf: Path, tmp_path_factory:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+REFERENCE = REPO / "reference"
+
+
+def reference_files() -> dict[tuple[str, str], tuple[Path, Path]]:
+    """(model, bench) -> (samples .gz, results .gz) from reference/import.tsv (what `make reference` imports)."""
+    out = {}
+    for line in (REFERENCE / "import.tsv").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            model, bench, samples, results = line.split("\t")
+            out[(model, bench)] = (REFERENCE / "lm-eval-outputs" / samples, REFERENCE / "lm-eval-outputs" / results)
+    return out
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The reference study's six lm-eval files imported and analyzed once per test session (shared by tests)."""
+    import json
+
+    from harness.cli import main
+
+    run = tmp_path_factory.mktemp("ref") / "run"
+    for (model, bench), (samples, results) in reference_files().items():
+        assert main(["import", "--run", str(run), "--model", model, "--benchmark", bench, str(samples), str(results)]) == 0
+    assert main(["analyze", "--run", str(run), "--candidate", "distilled", "--baseline", "base",
+                 "--training-data", str(REPO / "tests/fixtures/data/training_sample.jsonl")]) == 0
+    return run, json.loads((run / "analysis" / "summary.json").read_text())
+

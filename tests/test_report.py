@@ -68,10 +68,40 @@ def test_report_without_summary_exits_2(tmp_path):
 
 
 def test_conclusions_are_generated(study):
+    """Every paired benchmark's delta and direction appear in the conclusions, significant or not."""
     s = json.loads((study / "analysis" / "summary.json").read_text())
+    concl = (study / "report.md").read_text().split("## 12. Conclusions")[1]
+    paired = {b: v["paired"] for b, v in s["benchmarks"].items() if v["paired"] and v["paired"]["delta_pp"] is not None}
+    assert paired, "the synthetic study must pair at least one benchmark"
+    for bench, p in paired.items():
+        assert f"{p['delta_pp']:+.1f}pp" in concl, bench
+    assert any(w in concl for w in ("improved", "degraded", "unchanged"))
+
+
+def test_missing_summary_section_is_an_error(study, tmp_path, capsys):
+    """The report reads summary.json through its model: a renamed section is refused, not rendered empty."""
+    s = json.loads((study / "analysis" / "summary.json").read_text())
+    s["reasoning_vol"] = s.pop("reasoning_volume")
+    run2 = tmp_path / "renamed"
+    (run2 / "analysis").mkdir(parents=True)
+    (run2 / "analysis" / "summary.json").write_text(json.dumps(s))
+    assert main(["report", "--run", str(run2)]) == 2
+    assert "reasoning_volume" in capsys.readouterr().err
+    assert not (run2 / "report.md").exists()
+
+
+def test_unknown_schema_version_is_refused(study, tmp_path, capsys):
+    s = json.loads((study / "analysis" / "summary.json").read_text())
+    s["schema_version"] = 99
+    run2 = tmp_path / "future"
+    (run2 / "analysis").mkdir(parents=True)
+    (run2 / "analysis" / "summary.json").write_text(json.dumps(s))
+    assert main(["report", "--run", str(run2)]) == 2
+    err = capsys.readouterr().err
+    assert "schema_version 99" in err and "harness analyze" in err
+
+
+def test_report_holds_no_machine_path(study):
     text = (study / "report.md").read_text()
-    concl = text.split("## 12. Conclusions")[1]
-    for bench, b in s["benchmarks"].items():
-        p = b["paired"]
-        if p and p["p_value"] < 0.05 and bench != "aime_combined":
-            assert f"{p['delta_pp']:+.1f}pp" in concl
+    for root in {str(study.parent), str(REPO), str(Path.home())}:
+        assert root not in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--taxonomy", help="taxonomy YAML (default: config's, else configs/taxonomy.yaml)")
     p.add_argument("--training-data", help="training set file or folder (default: config's)")
     p.add_argument("--published-scores", help="published scores YAML (default: config's, else configs/published_scores.yaml)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="analyze a run with missing or errored items: pair on the complete items and say how many "
+                        "were left out (default: exit 3)")
     p.set_defaults(func=run)
+
+INCOMPLETE_EXIT = 3
 
 
 def _existing(*paths: Any) -> Path | None:
@@ -55,11 +61,16 @@ def run(args: argparse.Namespace) -> int:
                                REPO_CONFIGS / "published_scores.yaml")
     training_path = Path(args.training_data) if args.training_data else (training_data_dir(cfg) if cfg else None)
     he_path = dataset_file(cfg, "humaneval_plus") if cfg and "humaneval_plus" in cfg.benchmarks else None
-    return analyze(run_dir, candidate, baseline, taxonomy_path, training_path, published_path, he_path, cfg_path)
+    from harness.analyze.completeness import expected_from_config
+
+    expected = expected_from_config(cfg) if cfg else {}
+    return analyze(run_dir, candidate, baseline, taxonomy_path, training_path, published_path, he_path, cfg_path,
+                   expected=expected, allow_incomplete=args.allow_incomplete)
 
 
 def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | None, training_path: Path | None,
-            published_path: Path | None, he_path: Path | None, cfg_path: Path | None) -> int:
+            published_path: Path | None, he_path: Path | None, cfg_path: Path | None,
+            expected: dict[tuple[str, str], int] | None = None, allow_incomplete: bool = False) -> int:
     from harness.analyze import tables
     from harness.analyze.categories import load_taxonomy
     from harness.analyze.load import load_humaneval_prompts, load_run
@@ -67,8 +78,21 @@ def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | 
     from harness.analyze.training import load_examples
     from harness.cli import UsageError
     from harness.io import atomic_write_json, sha256_file
+    from harness.records import Summary, parse
+
+    from harness import LM_EVAL_BENCHMARKS
+    from harness.analyze.completeness import assess
 
     rd = load_run(run_dir)
+    completeness = assess(rd, expected or {}, set(LM_EVAL_BENCHMARKS))
+    incomplete = [c for c in completeness.values() if c.missing or c.errors]
+    if incomplete and not allow_incomplete:
+        for c in incomplete:
+            print(f"incomplete: {c.model}/{c.bench}: {c.scored} of {c.expected} item x repeat scored, "
+                  f"{c.missing} missing, {c.errors} errored", file=sys.stderr)
+        print(f"error: {run_dir} is incomplete; rerun `harness eval` to finish it, or analyze what is there with "
+              f"--allow-incomplete", file=sys.stderr)
+        return INCOMPLETE_EXIT
     present = {m for m, _ in rd.benches}
     missing = [m for m in (candidate, baseline) if m not in present]
     if len(missing) == 2:
@@ -94,7 +118,9 @@ def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | 
             extra.append({"path": "manifest.json", "sha256": sha256_file(mpath), "role": "manifest"})
         except ValueError:
             manifest = {"error": "manifest.json is not valid JSON"}
-    summary = build_summary(rd, candidate, baseline, tax, he_prompts, training, published_path, manifest, extra)
+    summary = build_summary(rd, candidate, baseline, tax, he_prompts, training, published_path, manifest, extra,
+                            completeness={k: c.as_dict() for k, c in completeness.items()})
+    parse(Summary, summary, "analysis/summary.json (as built)")  # the contract the report reads; fails loudly here
     out = run_dir / "analysis"
     tables.write_tables(out, rd, summary)
     atomic_write_json(out / "summary.json", summary)

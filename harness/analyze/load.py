@@ -18,9 +18,11 @@ from typing import Any
 from harness import LM_EVAL_BENCHMARKS
 from harness.datasets import load_rows
 from harness.hashing import prompt_key
-from harness.importer import as_obj, date_id
+from harness import lm_eval_files
+from harness.lm_eval_files import as_obj
 from harness.io import JsonlReadStats, iter_jsonl, sha256_file
 from harness.reasoning import split_reasoning
+from harness.records import Generation, ProxyRecord, RecordError, SchemaVersionError, parse
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("as_recorded", "reasoning_stripped")
@@ -60,6 +62,7 @@ class BenchData:
     duplicates: int = 0
     rescored: dict[str, Any] | None = None
     recorded_results: dict[str, Any] = field(default_factory=dict)  # samples file -> results[bench]
+    recorded_n_samples: dict[str, int] = field(default_factory=dict)  # samples file -> lm-eval n-samples
     proxy_match: dict[str, int] | None = None  # joinable samples matched to a proxy record
 
     def protocols(self) -> list[str]:
@@ -74,6 +77,7 @@ class RunData:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     proxy: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> summary
     sentence_data: dict[str, Any] | None = None
+    incomplete_dirs: list[tuple[str, str]] = field(default_factory=list)  # raw dirs with nothing scored
 
 
 def _input(rd: RunData, path: Path, stats: JsonlReadStats | None = None) -> None:
@@ -136,23 +140,28 @@ def _gen_from_text(text: str) -> Gen:
 
 def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool) -> BenchData:
     bd = BenchData(model, bench, imported=imported)
-    sample_files = sorted(bdir.glob(f"samples_{bench}_*.jsonl"))
-    results_by_date: dict[str, dict[str, Any]] = {}
+    # Recognised and paired by content, exactly as `harness import` checked them (harness.lm_eval_files).
+    sample_files = sorted(f for f in bdir.glob("*.jsonl") if lm_eval_files.is_samples_file(f))
+    results_files: dict[Path, dict[str, Any]] = {}
     for f in sorted(bdir.glob("*.json")):
         if f.name in ("import.json", "done.json"):
             continue
-        try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except ValueError:
+        data = lm_eval_files.read_results(f)
+        if data is None:
             bd.warnings.append(f"{f.name}: unreadable results JSON")
             continue
         _input(rd, f)
-        d = date_id(f.name)
-        if d and isinstance(data, dict) and bench in (data.get("results") or {}):
-            results_by_date[d] = data
+        if bench in data["results"]:
+            results_files[f] = data
+    try:
+        pairs = lm_eval_files.pair(sample_files, results_files, bench)
+    except lm_eval_files.PairingError as exc:
+        bd.warnings.append(f"results not used: {exc}")
+        pairs = {f: None for f in sample_files}
     runs = []
     for f in sample_files:
-        res = results_by_date.get(date_id(f.name) or "", {})
+        paired = pairs.get(f)
+        res = results_files[paired] if paired is not None else {}
         runs.append((f, res, _seed_of(res)))
     runs.sort(key=lambda t: ((t[2] is None), str(t[2]) if t[2] is not None else "", t[0].name))
     need_rescore = False
@@ -164,6 +173,9 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
                            "lm_eval_version": res.get("lm_eval_version")})
         if res:
             bd.recorded_results[f.name] = res["results"][bench]
+            n_samples = ((res.get("n-samples") or {}).get(bench) or {}).get("effective")
+            if isinstance(n_samples, int):
+                bd.recorded_n_samples[f.name] = n_samples
         seen: set[tuple[str, str]] = set()
         filters: set[str] = set()
         for rec in iter_jsonl(f, stats):
@@ -300,6 +312,13 @@ def load_humaneval(rd: RunData, model: str, bdir: Path, imported: bool) -> Bench
         stats = JsonlReadStats(str(gfile))
         seen: set[tuple[int, str]] = set()
         for rec in iter_jsonl(gfile, stats):
+            try:
+                parse(Generation, rec, f"{gfile.name} {rec.get('task_id', '?')}")
+            except SchemaVersionError:
+                raise
+            except RecordError as exc:
+                bd.warnings.append(str(exc))
+                continue
             tid, rep = rec.get("task_id"), int(rec.get("repeat") or 0)
             if tid is None:
                 continue
@@ -338,8 +357,16 @@ def load_proxy(rd: RunData, model: str, path: Path) -> tuple[dict[str, Gen], dic
     by_hash: dict[str, Gen] = {}
     per_bench: dict[str, int] = {}
     cache_hits = errors = 0
+    shape_errors: list[str] = []
     stats = JsonlReadStats(str(path))
     for rec in iter_jsonl(path, stats):
+        try:
+            parse(ProxyRecord, rec, f"{path.name} record {rec.get('id', '?')}")
+        except SchemaVersionError:
+            raise
+        except RecordError as exc:
+            shape_errors.append(str(exc))
+            continue
         bench = rec.get("benchmark") or "unknown"
         per_bench[bench] = per_bench.get(bench, 0) + 1
         if rec.get("error") or (rec.get("status") not in (None, 200)):
@@ -354,8 +381,8 @@ def load_proxy(rd: RunData, model: str, path: Path) -> tuple[dict[str, Gen], dic
         if rec.get("request_hash"):
             by_hash[rec["request_hash"]] = g
     _input(rd, path, stats)
-    summary = {"records": stats.records, "malformed_lines": stats.skipped, "per_benchmark": per_bench,
-               "cache_hits": cache_hits, "errors": errors}
+    summary = {"records": stats.records, "malformed_lines": stats.skipped + len(shape_errors), "per_benchmark": per_bench,
+               "cache_hits": cache_hits, "errors": errors, "invalid_records": shape_errors[:5]}
     return by_prompt, by_hash, summary
 
 
@@ -396,6 +423,7 @@ def load_run(run_dir: str | Path) -> RunData:
             if bd.outcomes:
                 rd.benches[(model, bench)] = bd
             else:
+                rd.incomplete_dirs.append((model, bench))
                 log.warning("%s: no results found", bdir)
         ppath = rd.run_dir / "proxy" / f"{model}.jsonl"
         if ppath.is_file():

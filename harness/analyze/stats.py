@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from harness.estimators import pass_at_k  # noqa: F401  (re-exported: analysis uses stats.pass_at_k)
+
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 EXACT_BELOW = 25  # discordant pairs below which the exact test is used
 
@@ -97,18 +99,6 @@ def paired_block(candidate: Sequence[bool], baseline: Sequence[bool]) -> dict[st
     return {"both": both, "only_candidate": oc, "only_baseline": ob, "neither": neither, "n": n,
             "delta_pp": round(100 * (pc - pb), 2), "test": m["test"], "p_value": m["p_value"],
             "stars": stars(m["p_value"]), "cohens_h": round(h, 3), "effect": h_label(h)}
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k estimator (Chen et al. 2021): 1 − C(n−c, k)/C(n, k)."""
-    if k > n:
-        raise ValueError("k must not exceed the number of samples")
-    if n - c < k:
-        return 1.0
-    prod = 1.0
-    for i in range(n - c + 1, n + 1):
-        prod *= 1.0 - k / i
-    return 1.0 - prod
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None]:

@@ -39,13 +39,44 @@ def _combined(rd: RunData, model: str) -> BenchData | None:
     return out
 
 
-def primary_protocol(bds: list[BenchData]) -> str:
-    """reasoning_stripped for runs the harness made; as_recorded when any side was imported."""
-    if any(b.imported for b in bds):
-        return "as_recorded"
-    if all("reasoning_stripped" in b.outcomes for b in bds):
-        return "reasoning_stripped"
-    return "as_recorded"
+NO_REASONING_CAUSES = ("the server separated the reasoning (reasoning_content) and the tool kept only the answer; "
+                       "the responses came from a cache that did not keep reasoning; or the model did not reason "
+                       "(thinking disabled)")
+TRUNCATION_SHARE = 0.05  # finish_reason=length above this share of a model's answers gets a caveat
+REASONING_RECORDED_SHARE = 0.05  # at most this share of samples with reasoning = "no reasoning recorded"
+AUDIT_REASONING_SHARE = 0.05  # DESIGN.md §6: above this share of scored texts holding reasoning, strip it
+
+
+def scored_reasoning_share(bd: BenchData) -> float | None:
+    """Share of a model's as-recorded scored texts that hold a <think> block (the validity audit)."""
+    flags = bd.scored_text_flags.get("as_recorded") or {}
+    if flags.get("n"):
+        return flags["with_reasoning"] / flags["n"]
+    gens = list(bd.gens.get(0, {}).values())
+    return sum(g.has_reasoning for g in gens) / len(gens) if gens else None
+
+
+def primary_protocol(bds: list[BenchData]) -> tuple[str, str]:
+    """The protocol the headline uses, and why (DESIGN.md §3, §6).
+
+    Harness runs: reasoning_stripped. Imported results: as_recorded, unless the audit finds reasoning
+    in the scored text of more than 5 % of some model's samples: then reasoning_stripped.
+    """
+    stripped_everywhere = all("reasoning_stripped" in b.outcomes for b in bds)
+    if not any(b.imported for b in bds):
+        if stripped_everywhere:
+            return "reasoning_stripped", "harness run: the final answer after the reasoning is scored"
+        return "as_recorded", "harness run without a reasoning-stripped score"
+    leaky = [(b.model, share) for b in bds if (share := scored_reasoning_share(b)) is not None
+             and share > AUDIT_REASONING_SHARE]
+    if leaky and stripped_everywhere:
+        who = ", ".join(f"{m} ({100 * sh:.0f} % of scored texts)" for m, sh in leaky)
+        return "reasoning_stripped", (f"audit found reasoning inside the scored text for {who}: the tool scored the "
+                                      f"<think> block as part of the answer, so the headline re-scores the text after "
+                                      f"it (the as-recorded figure is in Appendix A)")
+    if leaky:
+        return "as_recorded", "imported results; reasoning found in the scored text but no reasoning-stripped score could be computed"
+    return "as_recorded", "imported results: the metric exactly as the tool recorded it"
 
 
 def compare(cand: dict[str, bool], base: dict[str, bool]) -> dict[str, Any]:
@@ -70,7 +101,9 @@ class Analysis:
                     per[m] = bd
             if per:
                 self.data[bench] = per
-        self.primary = {b: primary_protocol(list(per.values())) for b, per in self.data.items()}
+        chosen = {b: primary_protocol(list(per.values())) for b, per in self.data.items()}
+        self.primary = {b: p for b, (p, _) in chosen.items()}
+        self.primary_reason = {b: why for b, (_, why) in chosen.items()}
 
     # -- scorecard ---------------------------------------------------------------------------
     def scorecard(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -85,7 +118,8 @@ class Analysis:
                        if (o := _outcomes(bd, p))}
                 if blk:
                     protocols[p] = blk
-            note: dict[str, Any] = {"models_present": sorted(per), "repeats": {m: len(bd.repeats) or 1 for m, bd in per.items()}}
+            note: dict[str, Any] = {"models_present": sorted(per), "repeats": {m: len(bd.repeats) or 1 for m, bd in per.items()},
+                                    "protocol_reason": self.primary_reason[bench]}
             paired = None
             n = max((s["n"] for s in scores.values()), default=0)
             if self.cand in per and self.base in per:
@@ -286,12 +320,20 @@ class Analysis:
             r = {x["model"]: x for x in rows if x["benchmark"] == bench}
             if self.cand in r and self.base in r:
                 c, b = r[self.cand]["mean_reasoning_chars"], r[self.base]["mean_reasoning_chars"]
-                gap.append({"benchmark": bench, "candidate": c, "baseline": b,
-                            "ratio_candidate_to_baseline": round(c / b, 3) if b else None})
+                # "Recorded" means for more than a stray few samples: a ratio built on 2 of 541 is no measurement.
+                unrecorded = [m for m in (self.cand, self.base) if (r[m]["share_with_reasoning"] or 0) <= REASONING_RECORDED_SHARE]
+                entry: dict[str, Any] = {"benchmark": bench, "candidate": c, "baseline": b,
+                                         "ratio_candidate_to_baseline": None if unrecorded or not b else round(c / b, 3)}
+                if unrecorded:
+                    # No <think> text and no reasoning_content at all: the files cannot say how much the
+                    # model reasoned (a server that split reasoning off, a cache that dropped it), so no ratio.
+                    entry["no_reasoning_recorded"] = unrecorded
+                    entry["likely_causes"] = NO_REASONING_CAUSES
+                gap.append(entry)
         return {"rows": rows, "gap": gap, "vs_correctness": corr, "proxy_logs": self.rd.proxy}
 
     # -- validity ----------------------------------------------------------------------------
-    def validity(self, scorecard_notes: dict[str, Any]) -> dict[str, Any]:
+    def validity(self, scorecard_notes: dict[str, Any], completeness: dict[tuple[str, str], dict[str, int]]) -> dict[str, Any]:
         rows = []
         for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
             for m, bd in self.data.get(bench, {}).items():
@@ -308,7 +350,14 @@ class Analysis:
                              "share_finish_length": round(sum(f == "length" for f in fr) / len(fr), 4) if fr else None,
                              "finish_reason_known": len(fr),
                              "share_empty_answer": round(sum(g.answer_chars == 0 for g in g0) / len(g0), 4) if g0 else None,
-                             "rescored": bd.rescored, "warnings": bd.warnings, "duplicates": bd.duplicates})
+                             "rescored": bd.rescored, "warnings": bd.warnings, "duplicates": bd.duplicates,
+                             **_completeness_of(completeness, m, bench, flags["n"])})
+        seen = {(r["model"], r["benchmark"]) for r in rows}
+        for (m, bench), c in sorted(completeness.items()):
+            if m in self.models and (m, bench) not in seen:  # asked for, nothing scored
+                rows.append({"model": m, "benchmark": bench, "imported": False, "n": 0, **c, "warnings": [
+                    "nothing scored: every item is missing"]})
+        truncation = self._truncation_check(rows)
         comparison = []
         for bench, note in scorecard_notes.items():
             pp = note.get("protocols_paired") or {}
@@ -336,8 +385,33 @@ class Analysis:
                         change.append(f"{m} {100 * da:.1f}% → {100 * ds:.1f}%")
                 entry["change"] = "; ".join(change) if change else "no change"
             comparison.append(entry)
-        return {"per_model_benchmark": rows, "protocol_comparison": comparison,
+        return {"per_model_benchmark": rows, "protocol_comparison": comparison, "truncation": truncation,
                 "sentence_splitter": self.rd.sentence_data}
+
+    def _truncation_check(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Where > 5 % of a model's answers hit the token budget: the paired delta without truncated items."""
+        out = []
+        for bench in sorted({r["benchmark"] for r in rows}):
+            per = self.data.get(bench, {})
+            heavy = [r["model"] for r in rows if r["benchmark"] == bench and (r.get("share_finish_length") or 0) > TRUNCATION_SHARE]
+            if not heavy:
+                continue
+            entry: dict[str, Any] = {"benchmark": bench, "models_over_threshold": heavy, "threshold": TRUNCATION_SHARE}
+            if self.cand in per and self.base in per:
+                proto = self.primary[bench]
+                cut = {i for m in (self.cand, self.base) for i, g in per[m].gens.get(0, {}).items() if g.finish_reason == "length"}
+                c = {i: v for i, v in _outcomes(per[self.cand], proto).items() if i not in cut}
+                b = {i: v for i, v in _outcomes(per[self.base], proto).items() if i not in cut}
+                full = compare(c, b)
+                entry["excluding_truncated"] = {"items_excluded": len(cut), **{k: full[k] for k in ("n", "delta_pp", "p_value", "test")}}
+            out.append(entry)
+        return out
+
+
+def _completeness_of(completeness: dict[tuple[str, str], dict[str, int]], model: str, bench: str,
+                     n: int) -> dict[str, int]:
+    """errors / missing (DESIGN.md §6) for one validity row; a run analyzed without a config expects what it has."""
+    return completeness.get((model, bench)) or {"expected": n, "scored": n, "missing": 0, "errors": 0}
 
 
 def published(path: Path | None) -> dict[str, Any]:
@@ -400,7 +474,8 @@ def transfer(analysis: Analysis, categories: dict[str, Any], training_rows: list
 
 def build_summary(rd: RunData, candidate: str, baseline: str, taxonomy: Taxonomy, he_prompts: dict[str, Any],
                   training: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None, published_path: Path | None,
-                  manifest: dict[str, Any] | None, extra_inputs: list[dict[str, Any]]) -> dict[str, Any]:
+                  manifest: dict[str, Any] | None, extra_inputs: list[dict[str, Any]],
+                  completeness: dict[tuple[str, str], dict[str, int]] | None = None) -> dict[str, Any]:
     from harness.analyze import training as tr
     from harness.io import utc_now
 
@@ -430,7 +505,7 @@ def build_summary(rd: RunData, candidate: str, baseline: str, taxonomy: Taxonomy
                                       for m in an.models},
                              "protocols": {b: benchmarks[b]["protocol"] for b in benchmarks},
                              "published": published(published_path)}
-    summary["validity"] = an.validity(notes)
+    summary["validity"] = an.validity(notes, completeness or {})
     warnings = []
     for (m, b), bd in sorted(rd.benches.items()):
         warnings += [f"{m}/{b}: {w}" for w in bd.warnings]

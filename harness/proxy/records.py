@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from harness import SCHEMA_VERSION
 from harness.io import utc_now
 from harness.reasoning import split_reasoning
+from harness.records import error_info
 
 # Endpoints that produce a generation: their responses are split into content/reasoning/answer
 # and, when successful, cached. Paths are the upstream paths (after the /<name> prefix).
@@ -296,6 +297,10 @@ def is_cacheable(rec: dict[str, Any]) -> bool:
     )
 
 
+# Errors the same request would meet again: the client's request itself is at fault.
+NOT_RETRIABLE = frozenset({"unknown_upstream", "request_too_large", "invalid_json", "upstream_client_error"})
+
+
 def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
-    """The proxy's own JSON error (OpenAI-shaped so clients print it)."""
-    return {"error": {"type": kind, "message": message, "source": "harness-proxy", **extra}}
+    """The proxy's own JSON error (OpenAI-shaped so clients print it); `error` has the records' one shape."""
+    return {"error": error_info(kind, message, kind not in NOT_RETRIABLE, source="harness-proxy", **extra)}

@@ -29,6 +29,7 @@ from aiohttp import web
 from harness.hashing import request_hash
 from harness.io import atomic_write_json, utc_now
 from harness.proxy.cache import ResponseCache
+from harness.records import error_info
 from harness.proxy.records import (
     CACHEABLE_PATHS,
     CHAT_PATHS,
@@ -253,8 +254,8 @@ class Proxy:
         error = None
         if status >= 400:
             msg = response.get("error", {}).get("message") if isinstance(response, dict) and isinstance(response.get("error"), dict) else None
-            error = {"type": "upstream_client_error", "upstream_status": status,
-                     "message": msg or f"upstream answered HTTP {status}"}
+            error = error_info("upstream_client_error", msg or f"upstream answered HTTP {status}",
+                               status in (408, 429), upstream_status=status)
         rec = self._record(ex, status, response, error=error)
         try:
             path, offset, length = await self.writer.append(ex.name, rec)
@@ -332,7 +333,7 @@ class Proxy:
             return await self._reply_error(ex, status, error["type"], error["message"])
         if asm.meta.get("error") and (error is None or error["type"] == "upstream_stream_incomplete"):
             # llama-server reports failures mid-stream as a `data: {"error": ...}` event: keep its words
-            status, error = 502, {"type": "upstream_stream_error", "message": json.dumps(asm.meta["error"])[:2000]}
+            status, error = 502, error_body("upstream_stream_error", json.dumps(asm.meta["error"])[:2000])["error"]
         rec = self._record(ex, status, asm.response(), error=error, ttft_s=asm.ttft_s, n_chunks=asm.n_chunks)
         try:
             path, offset, length = await self.writer.append(ex.name, rec)

@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.cli import UsageError
     from harness.io import atomic_write_text
+    from harness.records import RecordError, Summary, parse
     from harness.report.figures import make_figures
     from harness.report.render import render
 
@@ -26,8 +27,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{spath}: not found (run `harness analyze --run {run_dir}` first)")
     try:
         summary = json.loads(spath.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UsageError(f"{spath}: not valid JSON ({exc})") from None
+        parse(Summary, summary, str(spath))  # every section present, in its shape, of a version we read
+    except ValueError as exc:  # RecordError is a ValueError
+        raise UsageError(f"{spath}: {exc}" if not isinstance(exc, RecordError) else str(exc)) from None
     figures = make_figures(summary, run_dir / "analysis" / "per_sample.csv", run_dir / "figures")
     atomic_write_text(run_dir / "report.md", render(summary, figures))
     print(f"wrote {run_dir / 'report.md'} and {len(figures)} figure(s)")

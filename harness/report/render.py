@@ -3,6 +3,7 @@ provenance. Every number is read from the summary; sentences about results are g
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from harness.report.figures import LABELS
@@ -35,6 +36,14 @@ def frac(s: dict[str, Any] | None) -> str:
 
 def num(x: float | None, d: int = 0) -> str:
     return "—" if x is None else f"{x:,.{d}f}"
+
+
+def public_path(path: Any) -> str:
+    """A path as the report shows it: never this machine's absolute location (only its last two parts)."""
+    if not path:
+        return "—"
+    p = PurePath(str(path))
+    return str(path) if not p.is_absolute() else "…/" + "/".join(p.parts[-2:])
 
 
 def table(header: list[str], rows: list[list[Any]]) -> str:
@@ -127,7 +136,7 @@ class Report:
         if ac:
             out.append(f"On the {self.B['aime_combined']['n']} AIME problems pooled, the difference is {pp(ac['delta_pp'])} "
                        f"(p = {pval(ac['p_value'])}, {self.notes['aime_combined']['stars']}).")
-        gap = [g for g in self.s.get("reasoning_volume", {}).get("gap", []) if g["ratio_candidate_to_baseline"] is not None]
+        gap = [g for g in self.s["reasoning_volume"]["gap"] if g["ratio_candidate_to_baseline"] is not None]
         for g in gap:
             if g["benchmark"].startswith("aime"):
                 out.append(f"On {LABELS[g['benchmark']]} {self.c} writes {g['ratio_candidate_to_baseline']:.2f}× the reasoning of {self.b} "
@@ -148,7 +157,7 @@ class Report:
             info = (models or {}).get(m, {}) if isinstance(models, dict) else {}
             src = info.get("source") if isinstance(info, dict) else None
             src = ", ".join(f"{a}={b}" for a, b in src.items() if b) if isinstance(src, dict) else src
-            rows.append([m, "candidate" if m == self.c else "baseline", src or info.get("path") or "—",
+            rows.append([m, "candidate" if m == self.c else "baseline", src or public_path(info.get("path")),
                          (info.get("sha256") or "—")[:16]])
         self.w("### 2.1 Models\n")
         self.w(table(["Model", "Role", "Source", "sha256 (prefix)"], rows))
@@ -161,7 +170,12 @@ class Report:
         self.w(table(["Benchmark", "Paired items", "Metric", "Primary protocol", "Repeats", "Notes"], rows))
         self.w("- `as_recorded`: the metric exactly as the tool recorded it (reasoning text, if any, scored as part of the answer).\n"
                "- `reasoning_stripped`: the same scorer applied to the text after the last `</think>`; an unclosed `<think>` counts as no answer.\n"
-               "- Runs made by the harness use `reasoning_stripped` as primary; imported results use `as_recorded`. Both appear in Appendix A.\n")
+               "- Runs made by the harness use `reasoning_stripped` as primary; imported results use `as_recorded`, unless the "
+               "validity audit finds reasoning inside the scored text of more than 5% of a model's samples: then "
+               "`reasoning_stripped`. Both appear in Appendix A.\n")
+        for bench, n in self.notes.items():
+            if self.B[bench]["protocol"] == "reasoning_stripped" and "audit found" in n.get("protocol_reason", ""):
+                self.w(f"- {LABELS.get(bench, bench)}: imported, yet primary protocol `reasoning_stripped`: the {n['protocol_reason']}.\n")
         rep = [b for b, n in self.notes.items() if n.get("pairing")]
         if rep:
             self.w(f"- Repeats ({', '.join(rep)}): {self.notes[rep[0]]['pairing']}.\n")
@@ -247,7 +261,7 @@ class Report:
         topics = self.s.get("categories", {}).get("aime_topics", {})
         if topics:
             self.w("### 5.5 Accuracy by math topic\n")
-            self.w(f"Topics from keyword rules in `{self.s['categories'].get('taxonomy')}`; a problem may carry several.\n")
+            self.w(f"Topics from keyword rules in `{public_path(self.s['categories'].get('taxonomy'))}`; a problem may carry several.\n")
             for b, rows_ in topics.items():
                 rows = [[r["category"], r["n_items"], frac(r["scores"].get(self.c)), frac(r["scores"].get(self.b)), pp((r.get("paired") or {}).get("delta_pp")),
                          pval((r.get("paired") or {}).get("p_value"))] for r in rows_]
@@ -339,9 +353,18 @@ class Report:
         self.w(table(["Model", "Benchmark", "n", "Avg reasoning (chars)", "Avg answer (chars)", "Reasoning share", "% with reasoning", "Avg time", "Avg completion tokens"], rows))
         self.figure("reasoning_lengths", "reasoning length distributions")
         self.w("### 8.3 The reasoning gap\n")
-        rows = [[LABELS.get(g["benchmark"], g["benchmark"]), num(g["candidate"]), num(g["baseline"]),
-                 "—" if g["ratio_candidate_to_baseline"] is None else f"{g['ratio_candidate_to_baseline']:.2f}×"] for g in rv.get("gap", [])]
+        def avg(g: dict[str, Any], role: str, model: str) -> str:
+            return "no reasoning recorded" if model in g.get("no_reasoning_recorded", []) else num(g[role])
+
+        rows = [[LABELS.get(g["benchmark"], g["benchmark"]), avg(g, "candidate", self.c), avg(g, "baseline", self.b),
+                 "—" if g["ratio_candidate_to_baseline"] is None else f"{g['ratio_candidate_to_baseline']:.2f}×"] for g in rv["gap"]]
         self.w(table(["Benchmark", f"{self.c} avg reasoning", f"{self.b} avg reasoning", "Ratio"], rows))
+        unrecorded = [g for g in rv["gap"] if g.get("no_reasoning_recorded")]
+        if unrecorded:
+            who = sorted({m for g in unrecorded for m in g["no_reasoning_recorded"]})
+            where = ", ".join(LABELS.get(g["benchmark"], g["benchmark"]) for g in unrecorded)
+            self.w(f"No reasoning is recorded for {', '.join(who)} on {where}: these files say nothing about how much "
+                   f"it reasons, so no ratio is given. Likely causes: {unrecorded[0]['likely_causes']}.\n")
         self.w("### 8.4 Reasoning length vs correctness\n")
         rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), f"{num(r['mean_reasoning_correct'])} (n={r['n_correct']})",
                  f"{num(r['mean_reasoning_incorrect'])} (n={r['n_incorrect']})", num(r["difference"])] for r in rv.get("vs_correctness", [])]
@@ -414,7 +437,7 @@ class Report:
         for p in pub.get("models", []):
             sc = p.get("scores", {})
             rows.append([p["name"], p.get("params") or "—"] + ["—" if sc.get(b) is None else f"{sc[b]:.1f}%" for b in cols] + [p.get("source", "—")])
-        self.w(f"Published scores from `{pub.get('path')}`" + (f" ({pub['note']})" if pub.get("note") else "") + ". They use other prompts, decoding and metric variants: context, not a controlled comparison.\n")
+        self.w(f"Published scores from `{public_path(pub.get('path'))}`" + (f" ({pub['note']})" if pub.get("note") else "") + ". They use other prompts, decoding and metric variants: context, not a controlled comparison.\n")
         self.w(table(["Model", "Params", "AIME 2024", "AIME 2025", "IFEval", "HumanEval+", "Source"], rows))
 
     def sec_conclusions(self) -> None:
@@ -439,7 +462,23 @@ class Report:
         for c in self.s.get("validity", {}).get("protocol_comparison", []):
             if c.get("change") and c["change"] != "no change":
                 self.w(f"- {LABELS.get(c['benchmark'], c['benchmark'])}: {c['change']} (primary protocol: {c['primary']}).")
-        for w in self.s.get("inputs", {}).get("warnings", [])[:20]:
+        v = self.s["validity"]
+        for r in v["per_model_benchmark"]:
+            if r["missing"] or r["errors"]:
+                self.w(f"- {r['model']} / {LABELS.get(r['benchmark'], r['benchmark'])}: INCOMPLETE, {r['missing']} item x repeat "
+                       f"left out ({r['errors']} whose generation failed); paired statistics use the complete items only.")
+        for t in v.get("truncation", []):
+            ex = t.get("excluding_truncated")
+            tail = (f"; without the {ex['items_excluded']} truncated item(s) the difference is {pp(ex['delta_pp'])} "
+                    f"(n = {ex['n']}, p = {pval(ex['p_value'])})") if ex else ""
+            self.w(f"- {LABELS.get(t['benchmark'], t['benchmark'])}: more than {pct(t['threshold'], 0)} of the answers of "
+                   f"{', '.join(t['models_over_threshold'])} hit the token budget (finish_reason=length){tail}.")
+        unknown = [f"{r['model']} / {LABELS.get(r['benchmark'], r['benchmark'])}" for r in v["per_model_benchmark"]
+                   if r["n"] and not r.get("finish_reason_known")]
+        if unknown:
+            self.w(f"- Truncation is unknown for {', '.join(unknown)}: these samples carry no finish_reason "
+                   f"(imported lm-eval samples record none), so answers cut by the token budget cannot be told apart.")
+        for w in self.s["inputs"]["warnings"][:20]:
             self.w(f"- Input: {w}")
         for bench, n in self.notes.items():
             if n.get("item_mismatch"):
@@ -451,10 +490,17 @@ class Report:
     def sec_validity(self) -> None:
         v = self.s.get("validity", {})
         self.w("### A.1 What was scored\n")
-        rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), "yes" if r["imported"] else "no", r["n"], pct(r["share_scored_with_reasoning"]),
-                 pct(r["share_unclosed_reasoning"]), pct(r["share_finish_length"]) if r["finish_reason_known"] else "unknown", pct(r["share_empty_answer"])]
-                for r in v.get("per_model_benchmark", [])]
-        self.w(table(["Model", "Benchmark", "Imported", "n", "Scored text holds reasoning (as recorded)", "Unclosed reasoning", "finish_reason=length", "Empty answer (stripped)"], rows))
+        rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), "yes" if r["imported"] else "no", r["n"], r["errors"], r["missing"],
+                 pct(r.get("share_scored_with_reasoning")), pct(r.get("share_unclosed_reasoning")),
+                 pct(r.get("share_finish_length")) if r.get("finish_reason_known") else "unknown", pct(r.get("share_empty_answer"))]
+                for r in v["per_model_benchmark"]]
+        self.w(table(["Model", "Benchmark", "Imported", "n", "Errors", "Missing", "Scored text holds reasoning (as recorded)",
+                      "Unclosed reasoning", "finish_reason=length", "Empty answer (stripped)"], rows))
+        for t in v.get("truncation", []):
+            ex = t.get("excluding_truncated")
+            if ex:
+                self.w(f"- {LABELS.get(t['benchmark'], t['benchmark'])} without truncated items: {pp(ex['delta_pp'])} "
+                       f"(n = {ex['n']}, {ex['items_excluded']} excluded, p = {pval(ex['p_value'])}, {ex['test']}).")
         self.w("### A.2 Every headline number under both protocols\n")
         rows = []
         for c in v.get("protocol_comparison", []):
@@ -489,13 +535,13 @@ class Report:
                          + (" (dirty)" if h.get("git_dirty") else "")])
             cfg = prov.get("config") or {}
             if isinstance(cfg, dict) and cfg.get("sha256"):
-                rows.append(["config", f"{cfg.get('path')} sha256 {cfg['sha256']}"])
+                rows.append(["config", f"{public_path(cfg.get('path'))} sha256 {cfg['sha256']}"])
             for key in ("models", "datasets"):
                 for name, info in (prov.get(key) or {}).items():
                     if isinstance(info, dict):
                         src = info.get("source")
                         src = ", ".join(f"{a}={b}" for a, b in src.items() if b) if isinstance(src, dict) else src
-                        rows.append([f"{key}.{name}", f"{src or info.get('path', '—')}; sha256 {info.get('sha256') or '—'}"])
+                        rows.append([f"{key}.{name}", f"{src or public_path(info.get('path'))}; sha256 {info.get('sha256') or '—'}"])
             for name, c in ((prov.get("docker") or {}).get("containers") or {}).items():
                 if isinstance(c, dict):
                     rows.append([f"image.{c.get('service') or name}", f"{c.get('image')} {' '.join(c.get('repo_digests') or []) or c.get('image_id') or ''}"])
@@ -507,7 +553,7 @@ class Report:
             self.w("No manifest.json in this run (imported results carry no provenance beyond their files).\n")
         inp = self.s.get("inputs", {})
         self.w(table(["Input file", "sha256 (prefix)", "Records", "Malformed lines"],
-                     [[f.get("path"), (f.get("sha256") or "")[:16], f.get("records", "—"), f.get("malformed_lines", "—")] for f in inp.get("files", [])]))
+                     [[public_path(f.get("path")), (f.get("sha256") or "")[:16], f.get("records", "—"), f.get("malformed_lines", "—")] for f in inp.get("files", [])]))
 
 
 def render(summary: dict[str, Any], figures: dict[str, str]) -> str:

@@ -7,12 +7,14 @@ with the configured token budget and sampling, through the proxy, and use evalpl
 sanitize and to score.
 
 Files in out_dir (= results/<run>/raw/<model>/humaneval_plus/):
-- generations.jsonl: one record per request outcome (append + fsync). Resume key (task_id, repeat):
-  a record without error is final and never requested again; errors are retried on the next run.
+- generations.jsonl: one `harness.records.Generation` per request outcome (append + fsync). Resume key
+  (task_id, repeat): a record without error is final and never requested again; a record with an
+  error is not a sample: it is never scored, and the next run requests exactly those items again.
 - samples_<protocol>.jsonl: {task_id, solution} for every task x repeat, in dataset order, repeat
   r of a task being its r-th line (so evalplus' per-task result list is indexed by repeat).
 - samples_<protocol>_eval_results.json: evalplus' own output.
-- done.json: written last, atomically.
+- done.json: written last, atomically, and only when every task x repeat has a final answer;
+  otherwise `IncompleteError` names what is missing and nothing is scored.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import SCHEMA_VERSION
-from harness.analyze.stats import pass_at_k
 from harness.config import StudyConfig, dataset_file
 from harness.datasets import load_rows
 from harness.hashing import request_hash
 from harness.io import append_jsonl, atomic_write_json, iter_jsonl, utc_now
 from harness.reasoning import split_reasoning, strip_reasoning
+from harness.records import error_info
+from harness.estimators import pass_at_k
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,23 @@ INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves
 MAX_SANITIZE_LINES = 300
 
 ProgressFn = Callable[[int, int, int], None]
+
+
+class IncompleteError(RuntimeError):
+    """Some task x repeat has no final answer (its last attempt failed): nothing was scored."""
+
+
+def describe_failure(exc: BaseException) -> dict[str, Any]:
+    """`error` for a failed request: HTTP 4xx (but 408/429) is not retriable; anything else is."""
+    status = getattr(exc, "status", None)
+    retriable = not (isinstance(status, int) and 400 <= status < 500 and status not in (408, 429))
+    return error_info(type(exc).__name__ if status is None else f"http_{status}", str(exc)[:500], retriable)
+
+
+class HTTPStatusError(RuntimeError):
+    def __init__(self, status: int, body: str):
+        super().__init__(f"HTTP {status}: {body[:300]}")
+        self.status = status
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,22 +155,26 @@ async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dic
 
     async def one(session: aiohttp.ClientSession, job: dict[str, Any]) -> None:
         async with sem:
-            error = None
+            error: dict[str, Any] | None = None
             parsed: dict[str, Any] = {}
             t0 = time.monotonic()
+            attempt = 0
             for attempt in range(1, attempts + 1):
                 t0 = time.monotonic()
                 try:
                     async with session.post(url, json=job["body"], headers=headers) as resp:
                         text = await resp.text()
                         if resp.status != 200:
-                            raise RuntimeError(f"HTTP {resp.status}: {text[:300]}")
+                            raise HTTPStatusError(resp.status, text)
                         parsed = parse_response(json.loads(text))
                         error = None
                         break
                 except Exception as exc:  # any failure of this item is recorded, never fatal to the run
-                    error = f"attempt {attempt}/{attempts}: {type(exc).__name__}: {exc}"[:500]
-                    log.warning("%s %s repeat %d: %s", model, job["task_id"], job["repeat"], error)
+                    error = describe_failure(exc)
+                    log.warning("%s %s repeat %d: attempt %d/%d: %s", model, job["task_id"], job["repeat"],
+                                attempt, attempts, error["message"])
+                    if not error["retriable"]:
+                        break
                     if attempt < attempts:
                         await asyncio.sleep(min(30.0, 2.0 ** (attempt - 1)) * (0.5 + random.random()))
             record = {
@@ -168,6 +192,7 @@ async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dic
                 "finish_reason": parsed.get("finish_reason"),
                 "usage": parsed.get("usage"),
                 "latency_s": round(time.monotonic() - t0, 3),
+                "attempts": attempt,
                 "error": error,
             }
             append_jsonl(records_path, record)
@@ -299,9 +324,18 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
         key = (rec.get("task_id"), int(rec.get("repeat", -1)))
         if key in wanted and key not in final:
             latest_err[key] = rec
+    unanswered = sorted(wanted - set(final))
+    if unanswered:
+        # An error is never a wrong answer: score nothing, write no done.json; the rerun asks again.
+        shown = ", ".join(f"{t}#{r}" for t, r in unanswered[:8]) + (" ..." if len(unanswered) > 8 else "")
+        last = (latest_err.get(unanswered[0]) or {}).get("error") or {}
+        raise IncompleteError(f"{len(unanswered)} of {len(wanted)} generations have no final answer "
+                              f"({len(latest_err)} failed: last error {last.get('message', 'n/a')!r}): {shown}; "
+                              f"rerun `harness eval` to request exactly these")
     gen_counts = {
         "generations": len(final),
-        "errors": len(latest_err),
+        "errors": 0,
+        "retried_then_answered": sum(1 for k, r in final.items() if (r.get("attempts") or 1) > 1),
         "finish_length": sum(1 for r in final.values() if r.get("finish_reason") == "length"),
         "content_null": sum(1 for r in final.values() if r.get("content") is None),
         "unclosed_think": sum(1 for r in final.values() if r.get("think_closed") is False),
@@ -338,6 +372,8 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
         "benchmark": BENCH,
         "model": model,
         "finished": utc_now(),
+        "items": len(tasks),
+        "repeats": len(seeds),
         "dataset": {"path": str(ds_path), "sha256": sha256_file(ds_path), "n_tasks": len(tasks),
                     "limit": spec.limit},
         "samples_per_item": len(seeds),
