@@ -14,6 +14,9 @@ from harness.hashing import prompt_key, request_hash
 REPO = Path(__file__).resolve().parents[1]
 FIX = REPO / "tests" / "fixtures" / "data"
 DATE = "2026-01-01T00-00-00.000000"
+TS = "2026-01-01T00:00:00Z"
+# The fields every proxy record has (harness.records.ProxyRecord); tests add the rest.
+RECORD_BASE = {"schema_version": 1, "ts_start": TS, "ts_end": TS, "path": "/v1/chat/completions"}
 
 
 def docs(bench: str) -> list[dict]:
@@ -42,7 +45,7 @@ def write_lm_eval(run: Path, model: str, bench: str, seed: int, outcomes: dict[s
             lines.append(json.dumps(rec))
         if proxy is not None:
             body = {"messages": msgs, "seed": seed, "model": model}
-            proxy.append({"schema_version": 1, "model": model, "benchmark": bench, "status": 200, "request": body,
+            proxy.append({**RECORD_BASE, "id": f"{model}-{bench}-{idx}", "model": model, "benchmark": bench, "status": 200, "request": body,
                           "request_hash": request_hash(body), "content": content, "reasoning": "r" * reasoning,
                           "answer": "answer", "think_closed": True, "finish_reason": "stop", "latency_s": 2.0,
                           "usage": {"completion_tokens": 50}, "cache_hit": False, "error": None})
@@ -62,11 +65,11 @@ def write_humaneval(run: Path, model: str, passes: dict[int, list[bool]], proxy:
                     "plus_status": "pass" if ok else "fail", "base_fail_tests": [], "plus_fail_tests": []} for ok in oks]
         for rep in range(len(oks)):
             body = {"messages": [{"role": "user", "content": tid}], "seed": rep}
-            gens.append({"schema_version": 1, "task_id": tid, "repeat": rep, "request_hash": request_hash(body),
+            gens.append({"schema_version": 1, "ts": TS, "model": model, "task_id": tid, "repeat": rep, "request_hash": request_hash(body),
                          "content": "<think>abc</think>\ncode", "reasoning": "abc", "answer": "code", "think_closed": True,
                          "finish_reason": "length" if i == 0 else "stop", "usage": {"completion_tokens": 9}, "latency_s": 1.0})
             if proxy is not None:
-                proxy.append({"model": model, "benchmark": "humaneval_plus", "status": 200, "request": body,
+                proxy.append({**RECORD_BASE, "id": f"{model}-{tid}-{rep}", "model": model, "benchmark": "humaneval_plus", "status": 200, "request": body,
                               "request_hash": request_hash(body), "reasoning": "abc", "answer": "code", "think_closed": True})
     for proto in ("as_recorded", "reasoning_stripped"):
         (d / f"samples_{proto}_eval_results.json").write_text(json.dumps({"date": "x", "hash": "h", "eval": ev}))
@@ -204,3 +207,45 @@ def test_prompt_key_join_uses_seed(tmp_path):
     assert row["proxy_match"]["matched"] == 0
     msgs = json.loads(json.loads((r / "raw/cand/aime24" / f"samples_aime24_{DATE}.jsonl").read_text().splitlines()[0])["arguments"]["gen_args_0"]["arg_0"][0])
     assert prompt_key(msgs, 5) != prompt_key(msgs, 99)
+
+
+def test_errored_generation_makes_the_run_incomplete(run, capsys):
+    """A generation whose last attempt failed is no sample: analyze exits 3 unless --allow-incomplete."""
+    gen = run / "raw" / "base" / "humaneval_plus" / "generations.jsonl"
+    failed = {"schema_version": 1, "ts": TS, "model": "base", "task_id": "HumanEval/9", "repeat": 0, "content": None,
+              "error": {"type": "http_500", "message": "injected", "retriable": True}}
+    gen.write_text(gen.read_text() + json.dumps(failed) + "\n")
+    assert main(["analyze", "--run", str(run), "--candidate", "cand", "--baseline", "base"]) == 3
+    err = capsys.readouterr().err
+    assert "base/humaneval_plus" in err and "1 errored" in err and "--allow-incomplete" in err
+    assert not (run / "analysis" / "summary.json").exists()
+    s = analyze(run, "--allow-incomplete")
+    rows = {(r["model"], r["benchmark"]): r for r in s["validity"]["per_model_benchmark"]}
+    assert rows[("base", "humaneval_plus")]["errors"] == 1
+    assert all(r["errors"] == 0 and r["missing"] == 0 for k, r in rows.items() if k != ("base", "humaneval_plus"))
+    assert main(["report", "--run", str(run)]) == 0
+    assert "INCOMPLETE" in (run / "report.md").read_text()
+
+
+def test_missing_items_counted_against_the_config(run, tmp_path, capsys):
+    """With a config, every dataset item x repeat is expected: an item without an outcome is missing."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    raw["candidate"], raw["baseline"] = "cand", "base"
+    raw["models"] = {"cand": raw["models"]["distilled"], "base": raw["models"]["base"]}
+    raw["benchmarks"] = {"aime24": raw["benchmarks"]["aime24"]}
+    for b in raw["benchmarks"].values():
+        b["dataset"]["path"] = str(REPO / b["dataset"]["path"])
+    raw.pop("training_data")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    samples = next((run / "raw" / "base" / "aime24").glob("samples_*.jsonl"))
+    kept = [line for line in samples.read_text().splitlines() if json.loads(line)["doc_id"] != 4]
+    samples.write_text("\n".join(kept) + "\n")
+    assert main(["analyze", "--run", str(run), "--config", str(cfg)]) == 3
+    assert "base/aime24: 4 of 5 item x repeat scored, 1 missing" in capsys.readouterr().err
+    assert main(["analyze", "--run", str(run), "--config", str(cfg), "--allow-incomplete"]) == 0
+    s = json.loads((run / "analysis" / "summary.json").read_text())
+    assert s["benchmarks"]["aime24"]["paired"]["both"] + s["benchmarks"]["aime24"]["paired"]["neither"] + \
+        s["benchmarks"]["aime24"]["paired"]["only_candidate"] + s["benchmarks"]["aime24"]["paired"]["only_baseline"] == 4
