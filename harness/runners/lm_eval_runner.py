@@ -195,7 +195,11 @@ def run_lm_eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: s
                                   stdin=subprocess.DEVNULL, check=False)
         if proc.returncode != 0:
             _quarantine_partial(out_dir, finished)
-            raise RuntimeError(f"lm-eval failed for {model}/{bench} (exit {proc.returncode}); see {log_path}")
+            # lm-eval aborts the whole task when one request fails for good and writes no samples: every item
+            # of this repeat is missing (never a wrong answer); the rerun gets the answered ones from the cache.
+            raise RuntimeError(f"lm-eval failed for {model}/{bench} seed {seed} (exit {proc.returncode}): all {n_items} "
+                               f"items of this repeat are missing; {_answered(run_dir, model, bench)} generation(s) "
+                               f"already answered are in the proxy cache; rerun `harness eval` (log: {log_path})")
         finished = completed_seeds(out_dir)
         if seed not in finished:
             raise RuntimeError(f"lm-eval finished but wrote no results for {model}/{bench}; see {log_path}")
@@ -205,6 +209,16 @@ def run_lm_eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: s
                "sentence_splitter_data": sentence_data}
     atomic_write_json(out_dir / "done.json", summary)
     return summary
+
+
+def _answered(run_dir: Path, model: str, bench: str) -> int:
+    """Successful proxy records for this model x benchmark (what a rerun gets from the cache)."""
+    from harness.io import iter_jsonl
+
+    path = run_dir / "proxy" / f"{model}.jsonl"
+    if not path.is_file():
+        return 0
+    return sum(1 for r in iter_jsonl(path) if r.get("benchmark") == bench and r.get("status") == 200 and r.get("error") is None)
 
 
 def _quarantine_partial(out_dir: Path, finished: dict[int, str]) -> None:
