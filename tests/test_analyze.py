@@ -249,3 +249,12 @@ def test_missing_items_counted_against_the_config(run, tmp_path, capsys):
     s = json.loads((run / "analysis" / "summary.json").read_text())
     assert s["benchmarks"]["aime24"]["paired"]["both"] + s["benchmarks"]["aime24"]["paired"]["neither"] + \
         s["benchmarks"]["aime24"]["paired"]["only_candidate"] + s["benchmarks"]["aime24"]["paired"]["only_baseline"] == 4
+
+
+def test_record_of_unknown_schema_version_is_refused(run, capsys):
+    """A reader meets a proxy record written by a future harness: refused with a clear message, exit 2."""
+    log = run / "proxy" / "base.jsonl"
+    first, *rest = log.read_text().splitlines()
+    log.write_text("\n".join([json.dumps({**json.loads(first), "schema_version": 7}), *rest]) + "\n")
+    assert main(["analyze", "--run", str(run), "--candidate", "cand", "--baseline", "base"]) == 2
+    assert "schema_version 7" in capsys.readouterr().err
