@@ -119,11 +119,23 @@ def run_via_spool(work_dir: str | Path, argv: list[str], env: dict[str, str], *,
 
 
 def _chown_tree(path: Path, uid: int) -> None:
-    """lchown everything under `path` (symlinks are not followed: the tree was the job's)."""
-    os.lchown(path, uid, uid)
-    for root, dirs, files in os.walk(path):
-        for name in [*dirs, *files]:
-            os.lchown(os.path.join(root, name), uid, uid)
+    """lchown everything under `path` to `uid` (symlinks are not followed: the tree was the job's).
+
+    The worker has CAP_CHOWN but no CAP_DAC_OVERRIDE: it lists a dir while it still owns it
+    (handing over), or after taking it back and giving itself full access (a job may have left a
+    0000 dir behind)."""
+    reclaim = uid == os.getuid()
+    stack = [str(path)]
+    while stack:
+        cur = stack.pop()
+        is_dir = os.path.isdir(cur) and not os.path.islink(cur)
+        children = [] if not is_dir or reclaim else [os.path.join(cur, n) for n in os.listdir(cur)]
+        os.lchown(cur, uid, uid)
+        if reclaim and not os.path.islink(cur):
+            os.chmod(cur, 0o700 if is_dir else 0o600)
+            if is_dir:
+                children = [os.path.join(cur, n) for n in os.listdir(cur)]
+        stack.extend(children)
 
 
 def _kill_uid(uid: int) -> None:
@@ -176,13 +188,15 @@ def _run_job(job: Path, private_root: Path | None = None) -> dict[str, Any]:
             shutil.copytree(src, work / src.name, symlinks=True)
         else:
             shutil.copyfile(src, work / src.name)
-    if drop:
-        _chown_tree(work, JOB_UID)
-        work.chmod(0o700)
     env = {k: str(v) for k, v in spec.get("env", {}).items()}
     for key in ("HOME", "XDG_CACHE_HOME"):  # relative paths are relative to the job's work dir
         if key in env and not os.path.isabs(env[key]):
-            env[key] = str((work / env[key]).resolve())
+            env[key] = os.path.normpath(work / env[key])
+    if drop:
+        # Before the chown: without CAP_FOWNER only the owner may chmod. 0711: Popen's chdir into
+        # it happens before the uid switch, and the worker has no CAP_DAC_OVERRIDE.
+        work.chmod(0o711)
+        _chown_tree(work, JOB_UID)
     timeout_s = float(spec.get("timeout_s", 3600))
     t0 = time.monotonic()
     timed_out = False

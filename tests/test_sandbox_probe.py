@@ -161,9 +161,12 @@ def spool(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _start_worker(spool: Path, contained: bool) -> subprocess.Popen:
     worker = [sys.executable, "-m", "harness.sandbox_spool", "worker", "--spool", str(spool)]
-    if contained:  # stand-in for the `sandbox` container: netns, read-only but the spool, private /tmp
+    if contained:
+        # Stand-in for the `sandbox` container: netns, read-only but the spool, private /tmp, and
+        # (setpriv) exactly compose's capabilities: CHOWN, SETUID, SETGID, KILL, no-new-privileges.
         worker = [*probe_unshare(), sys.executable, "-m", "harness.sandbox", "--workdir", str(spool),
-                  "--readonly-root", "--tmpfs=/tmp", "--tmpfs=/dev/shm", "--", *worker]
+                  "--readonly-root", "--tmpfs=/tmp", "--tmpfs=/dev/shm", "--",
+                  "setpriv", "--bounding-set=-all,+chown,+setuid,+setgid,+kill", "--no-new-privs", *worker]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -174,7 +177,8 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-@pytest.mark.skipif(not ROOT or not Path("/usr/bin/python3").exists(), reason="the spool worker drops to uid 10001 only as root")
+@pytest.mark.skipif(not ROOT or not Path("/usr/bin/python3").exists() or not shutil.which("setpriv"),
+                    reason="the spool worker drops to uid 10001 only as root")
 def test_compose_path_probe_fails_without_container_and_passes_with(run_dir: Path, spool: Path) -> None:
     proc = _start_worker(spool, contained=False)
     try:
