@@ -82,6 +82,7 @@ def test_native_isolation_available_here() -> None:
     assert probe_unshare() is not None, "unshare --net unavailable: the sandbox would run without network isolation"
     cmd = build_native_command(["true"], Path.cwd())
     assert cmd.isolation.network == "netns" and cmd.isolation.pid_namespace and cmd.isolation.private_tmp
+    assert cmd.isolation.readonly_fs and "--readonly-root" in cmd.argv
     if os.geteuid() == 0:
         assert cmd.isolation.user.startswith("uid ")
     # No secret from the caller's environment reaches the sandbox.
