@@ -246,12 +246,22 @@ def worker(spool: Path, poll_s: float = 0.5, once: bool = False) -> int:
     jobs = spool / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
     log.info("sandbox worker (uid %d) watching %s", os.getuid(), jobs)
+    if os.geteuid() != 0:
+        log.warning("not root: jobs run as uid %d, which can write to the spool; the sandbox probe will fail",
+                    os.getuid())
     stop = {"now": False}
+    unreadable: set[str] = set()
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
     while not stop["now"]:
         ran = False
         for job in sorted(p for p in jobs.iterdir() if p.is_dir()):
-            if not (job / JOB_FILE).exists() or (job / DONE_FILE).exists():
+            try:
+                if not (job / JOB_FILE).exists() or (job / DONE_FILE).exists():
+                    continue
+            except PermissionError:  # a non-root worker on a root-only spool (see the module doc)
+                if job.name not in unreadable:
+                    unreadable.add(job.name)
+                    log.error("job %s: not readable by uid %d; the worker must run as root", job.name, os.getuid())
                 continue
             try:  # atomic claim: one worker per job, even if several run
                 os.close(os.open(job / CLAIMED_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
