@@ -347,11 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         return inside_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m harness.sandbox_probe",
                                  description="probe the sandbox generated code runs in; prints the record")
-    ap.add_argument("--run", type=Path, default=None, help="where the canary goes (default: a temp dir)")
+    ap.add_argument("--run", type=Path, default=Path.cwd(), help="run dir: the canary goes there (default: the current dir)")
     ap.add_argument("--mode", choices=("native", "container", "none"), default=None)
     args = ap.parse_args(argv)
-    run_dir = args.run or Path(tempfile.mkdtemp(prefix="sandbox-probe-run-"))
-    record = run_probe(run_dir, mode=args.mode)
+    record = run_probe(args.run, mode=args.mode)
     print(json.dumps(record, indent=2))
     return 0 if record["passed"] else 1
 

@@ -27,8 +27,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import parse_config
-from harness.report.render import render
 from harness.runners.evalplus_eval import evaluate_in_sandbox
 from harness.sandbox import REPO_ROOT, SandboxUnavailable, build_native_command, probe_unshare
 from harness.sandbox_probe import RECORD_FILE, SandboxProbeError, check_sandbox, run_probe
@@ -135,7 +133,7 @@ def test_report_states_the_probe_and_its_absence() -> None:
 
 
 def _render_validity(summary: dict) -> str:
-    from harness.report.render import Report
+    from harness.report.render import Report  # its validity appendix only: the rest needs a full summary
 
     r = Report({"candidate": "a", "baseline": "b", **summary}, {})
     r.sec_validity()
