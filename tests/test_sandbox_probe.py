@@ -197,3 +197,25 @@ def test_compose_path_probe_fails_without_container_and_passes_with(run_dir: Pat
     assert rec["checks"]["writes"]["written"] == 0 and rec["checks"]["writes"]["attempts"] >= 4
     assert time.monotonic() - t0 < 60
     assert list((spool / "jobs").iterdir()) == []
+
+
+@pytest.mark.skipif(not ROOT or not Path("/usr/bin/python3").exists() or not shutil.which("setpriv"),
+                    reason="needs root to start the harness as an unprivileged user")
+def test_probe_passes_for_an_unprivileged_caller(run_dir: Path) -> None:
+    """Not root: the sandbox is a user namespace whose uid 0 maps to the caller: not root on the host."""
+    run_dir.chmod(0o777)
+    home = run_dir / "home"
+    home.mkdir()
+    os.chown(home, 1000, 1000)
+    proc = subprocess.run(["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups",
+                           "/usr/bin/python3", "-m", "harness.sandbox_probe", "--mode", "native", "--run", str(run_dir)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(REPO_ROOT),
+                               "TMPDIR": str(home)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rec = json.loads(proc.stdout)
+    assert rec["isolation"]["user"] == "userns-root" and rec["passed"] is True
+    root = rec["checks"]["root"]
+    assert root["euid"] == 0 and root["uid_map"] == ["0 1000 1"] and root["host_uid"] == 1000
+    assert root["root_on_host"] is False
+    assert rec["checks"]["writes"]["canary_visible"] is True and "EROFS" in rec["checks"]["writes"]["errors"]
