@@ -121,6 +121,15 @@ class ProxySpec(_Strict):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
 
+class SandboxSpec(_Strict):
+    """How generated code (HumanEval+ solutions) may run. The sandbox fails closed: without
+    namespaces (native) or with a probe that finds it leaking, nothing is scored, unless this is
+    set to true (or `harness eval --unsafe-allow-unsandboxed-code` is given). Recorded in
+    manifest.json (`sandbox`) and printed in the report's validity appendix."""
+
+    allow_unisolated: bool = False
+
+
 class BenchmarkSpec(_Strict):
     max_tokens: int = Field(gt=0)
     samples_per_item: int = Field(default=1, ge=1)
@@ -140,6 +149,7 @@ class StudyConfig(_Strict):
     sampling: SamplingSpec = SamplingSpec()
     request: RequestSpec = RequestSpec()
     proxy: ProxySpec = ProxySpec()
+    sandbox: SandboxSpec = SandboxSpec()
     benchmarks: dict[str, BenchmarkSpec]
     training_data: DatasetSpec | None = None
     taxonomy: str | None = "configs/taxonomy.yaml"

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="proxy base URL (default: $HARNESS_PROXY_URL, else the run's serve.json)")
     p.add_argument("--models", nargs="+", help="subset of models (default: all)")
     p.add_argument("--benchmarks", nargs="+", help="subset of benchmarks (default: all configured)")
+    p.add_argument("--unsafe-allow-unsandboxed-code", dest="unsafe_allow_unsandboxed", action="store_true",
+                   help="run and score generated code even where the sandbox is unavailable or its probe "
+                        "fails (recorded in manifest.json and the report); never on a machine you care about")
     p.set_defaults(func=cmd_eval)
 
 
@@ -130,16 +133,37 @@ def check_inputs(cfg: StudyConfig, config_path: Path, models: list[str], benches
     return items
 
 
+def check_sandbox_first(cfg: StudyConfig, run_dir: Path, proxy_url: str, models: list[str], benches: list[str],
+                        allowed_by: str | None) -> None:
+    """Before any generated code is scored: probe the sandbox (harness/sandbox_probe.py), record
+    it in the run, and stop (UsageError, exit 2) when it leaks, unless unisolated runs are allowed."""
+    from harness.cli import UsageError
+    from harness.sandbox import SandboxUnavailable
+    from harness.sandbox_probe import SandboxProbeError, check_sandbox
+
+    bench = "humaneval_plus"
+    if bench not in benches or all((run_dir / "raw" / m / bench / "done.json").exists() for m in models):
+        return
+    allow = cfg.sandbox.allow_unisolated
+    try:
+        check_sandbox(run_dir, allow_unisolated=allow, proxy_url=proxy_url,
+                      allowed_by=(allowed_by or "config sandbox.allow_unisolated") if allow else None)
+    except (SandboxProbeError, SandboxUnavailable) as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
-             models: list[str] | None = None, benches: list[str] | None = None) -> list[str]:
+             models: list[str] | None = None, benches: list[str] | None = None,
+             sandbox_allowed_by: str | None = None) -> list[str]:
     """Evaluate; returns one message per failed model x benchmark (empty when all finished)."""
     from harness.progress import ProgressMonitor
 
     models = models or list(cfg.models)
     benches = benches or list(cfg.benchmarks)
     items = check_inputs(cfg, config_path, models, benches)
-    _yield_cpu_to_servers()
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_sandbox_first(cfg, run_dir, proxy_url, models, benches, sandbox_allowed_by)
+    _yield_cpu_to_servers()
     if not (run_dir / "config.yaml").exists():
         shutil.copyfile(config_path, run_dir / "config.yaml")
     totals = {(m, b): items[b] * cfg.benchmarks[b].samples_per_item for m in models for b in benches}
@@ -156,10 +180,16 @@ def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
 
 def cmd_eval(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    allowed_by = None
+    if args.unsafe_allow_unsandboxed:
+        # The decision travels with the config object down to the evalplus runner.
+        cfg = cfg.model_copy(update={"sandbox": cfg.sandbox.model_copy(update={"allow_unisolated": True})})
+        allowed_by = "cli --unsafe-allow-unsandboxed-code"
     run_dir = Path(args.run)
     check_inputs(cfg, Path(args.config), args.models or list(cfg.models), args.benchmarks or list(cfg.benchmarks))
     proxy_url = find_proxy_url(run_dir, args.proxy_url)
-    errors = run_eval(cfg, Path(args.config), run_dir, proxy_url, args.models, args.benchmarks)
+    errors = run_eval(cfg, Path(args.config), run_dir, proxy_url, args.models, args.benchmarks,
+                      sandbox_allowed_by=allowed_by)
     if errors:
         for err in errors:
             print(f"error: {err}")

@@ -67,6 +67,9 @@ def write_manifest(run_dir: Path, cfg: StudyConfig, config_path: Path, servers: 
         "data_lock": data_lock(cfg),
         "docker": docker_images(os.environ.get("HARNESS_COMPOSE_PROJECT")),
         "gpu": gpu_info(),
+        # The sandbox probe of this run (harness/sandbox_probe.py), once `harness eval` has run it;
+        # kept when the manifest is rewritten (a restarted `serve`).
+        "sandbox": sandbox_record(run_dir),
     }
     if extra:
         manifest["extra"] = redact(extra)
@@ -76,6 +79,17 @@ def write_manifest(run_dir: Path, cfg: StudyConfig, config_path: Path, servers: 
 
 
 # --- pieces ------------------------------------------------------------------------------------------
+
+
+def sandbox_record(run_dir: Path) -> dict[str, Any] | None:
+    """`<run>/sandbox.json` (written by the sandbox probe before scoring), or None before that."""
+    path = Path(run_dir) / "sandbox.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        return {"error": f"sandbox.json is not valid JSON: {exc}"}
 
 
 def git_state(root: Path) -> dict[str, Any]:

@@ -8,15 +8,20 @@ Native mode (this module), as far as the OS allows, each layer recorded in `Isol
   127.0.0.1 is unreachable;
 - pid namespace (`--pid --fork --kill-child --mount-proc`), so killing the launcher kills every
   process the samples started;
-- mount namespace with fresh tmpfs over the world-writable dirs (/tmp, /var/tmp, /dev/shm, ...), so
-  a write "outside the temp dir" lands in a throwaway tmpfs;
+- mount namespace in which every mount is read-only (remounted, as bubblewrap's `--ro-bind / /`
+  does) except the work dir, with fresh tmpfs over the world-writable dirs (/tmp, /var/tmp,
+  /dev/shm, ...): a write outside the work dir fails or lands in a throwaway tmpfs, whatever the
+  file permissions say (a world-writable dir in the run directory included);
 - when we are real root: drop to a dedicated unprivileged uid/gid (default 61000, no passwd entry
   needed), with no_new_privs, so RLIMIT_NPROC applies and nothing outside the private work dir
   (owned by that uid) is writable;
 - resource limits: RLIMIT_AS, NPROC, CPU, FSIZE, NOFILE, CORE=0; and a wall-clock timeout that kills
   the whole process group / namespace.
-Where namespaces are unavailable (e.g. inside an unprivileged container) it falls back to rlimits
-and logs a warning; the result says which isolation was used.
+Where namespaces are unavailable (e.g. inside an unprivileged container) it refuses
+(`SandboxUnavailable`) unless the caller explicitly allows unisolated execution (config
+`sandbox.allow_unisolated`, CLI `harness eval --unsafe-allow-unsandboxed-code`); then it falls back
+to rlimits and the result says so. Whether the isolation holds is measured, not assumed:
+harness/sandbox_probe.py runs a probe inside the same sandbox before anything is scored.
 
 Container mode (compose `sandbox` service: no network, read-only root, tmpfs, pids/memory limits,
 non-root) runs the same *inner* command: `evaluate_argv()` + `sandbox_env()`, with the work dir
@@ -52,8 +57,14 @@ DEFAULT_SANDBOX_UID = int(os.environ.get("HARNESS_SANDBOX_UID", "61000"))
 # Directories any user may write to on a normal Linux box; each gets a private tmpfs.
 WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
 
+UNSAFE_FLAG = "--unsafe-allow-unsandboxed-code"
+
 GiB = 1024**3
 MiB = 1024**2
+
+
+class SandboxUnavailable(RuntimeError):
+    """No isolation is available here and running generated code unisolated was not allowed."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class Isolation:
     network: str = "host"  # netns (no interfaces) | host
     pid_namespace: bool = False
     private_tmp: bool = False
+    readonly_fs: bool = False  # every mount read-only except the work dir and the private tmpfs
     user: str = "unchanged"  # e.g. "uid 61000" | "userns-root" | "unchanged"
     rlimits: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -165,14 +177,19 @@ def _try(argv: list[str]) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=1)
 def probe_unshare() -> list[str] | None:
     """The `unshare` prefix that works here (network + pid + mount namespaces), or None."""
-    unshare = shutil.which("unshare")
+    return _probe_unshare(shutil.which("unshare"), os.geteuid())
+
+
+@functools.lru_cache(maxsize=4)
+def _probe_unshare(unshare: str | None, euid: int) -> list[str] | None:
+    # Cached per binary found on PATH: a test puts an `unshare` that fails (as it does in an
+    # unprivileged container) first on PATH to exercise the fail-closed path.
     if unshare is None:
         return None
     ns = ["--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
-    candidates = [[unshare, *ns]] if os.geteuid() == 0 else []
+    candidates = [[unshare, *ns]] if euid == 0 else []
     candidates.append([unshare, "--map-root-user", *ns])  # unprivileged: user namespace
     for prefix in candidates:
         if _try([*prefix, "true"]):
@@ -185,10 +202,12 @@ def build_native_command(
     work_dir: str | Path,
     limits: SandboxLimits = SandboxLimits(),
     *,
-    allow_unisolated: bool = True,
+    allow_unisolated: bool = False,
     sandbox_uid: int = DEFAULT_SANDBOX_UID,
 ) -> SandboxCommand:
-    """Wrap `inner_argv` (run with cwd=work_dir) in the strongest native isolation available."""
+    """Wrap `inner_argv` (run with cwd=work_dir) in the strongest native isolation available.
+
+    Raises SandboxUnavailable when no namespace can be created, unless `allow_unisolated`."""
     work_dir = str(Path(work_dir).resolve())
     iso = Isolation(mode="native")
     prefix = probe_unshare()
@@ -197,6 +216,8 @@ def build_native_command(
         iso.network = "netns"
         iso.pid_namespace = True
         iso.private_tmp = True
+        iso.readonly_fs = True
+        launcher += ["--readonly-root"]
         launcher += [f"--tmpfs={d}" for d in WRITABLE_DIRS]
         launcher += ["--tmpfs-bytes", str(limits.tmpfs_bytes)]
         # The interpreter or the code may live under one of those dirs (a checkout in /tmp):
@@ -208,8 +229,11 @@ def build_native_command(
     else:
         msg = "no network/pid/mount namespaces available: generated code runs with rlimits only"
         if not allow_unisolated:
-            raise RuntimeError(msg)
-        log.warning("sandbox: %s", msg)
+            raise SandboxUnavailable(
+                f"{msg}; refusing to run it. Run where `unshare --net` works (or in the compose stack's "
+                f"`sandbox` service), or accept the risk explicitly: `harness eval {UNSAFE_FLAG}` or "
+                "config `sandbox: {allow_unisolated: true}` (recorded in manifest.json and the report)")
+        log.warning("sandbox: %s (allowed explicitly)", msg)
         iso.warnings.append(msg)
         prefix = []
     if os.geteuid() == 0 and iso.user != "userns-root":
@@ -236,6 +260,35 @@ def build_native_command(
             launcher += [f"--rlimit-{name}", str(value)]
     env = sandbox_env(limits, home=work_dir)
     return SandboxCommand([*prefix, *launcher, "--", *inner_argv], env, work_dir, iso)
+
+
+def sandbox_mode() -> str:
+    """Where generated code runs: "container" (the compose `sandbox` service, via the job spool
+    named by $HARNESS_SANDBOX_SPOOL) or "native" (namespaces, this module)."""
+    return "container" if os.environ.get("HARNESS_SANDBOX_SPOOL") else "native"
+
+
+def run_in_sandbox(work_dir: Path, inner_argv: list[str], limits: SandboxLimits, *, mode: str | None = None,
+                   allow_unisolated: bool = False, timeout_s: float | None = None) -> SandboxResult:
+    """Run `inner_argv` (cwd = `work_dir`, paths relative to it) in the sandbox of `mode`.
+
+    The one place that picks the sandbox: evalplus scoring and the sandbox probe both come here,
+    so the probe measures exactly what scoring gets. Raises SandboxUnavailable (native, no
+    namespaces, not allowed) or harness.sandbox_spool.SpoolError (container, no worker)."""
+    mode = mode or sandbox_mode()
+    timeout_s = limits.wall_timeout_s if timeout_s is None else timeout_s
+    work_dir = Path(work_dir)
+    if mode == "container":
+        from harness.sandbox_spool import run_via_spool
+
+        # The sandbox container's interpreter, not ours (same image, same path by default).
+        inner = [os.environ.get("HARNESS_SANDBOX_PYTHON", "/opt/venv/bin/python"), *inner_argv[1:]]
+        return run_via_spool(work_dir, inner, sandbox_env(limits, home="."), timeout_s=timeout_s)
+    if mode != "native":
+        raise ValueError(f"unknown sandbox mode {mode!r} (native | container)")
+    cmd = build_native_command(inner_argv, work_dir, limits, allow_unisolated=allow_unisolated)
+    prepare_work_dir(work_dir, sandbox_uid_of(cmd))
+    return run_sandboxed(cmd, timeout_s=timeout_s, log_file=work_dir.parent / f"{work_dir.name}.log")
 
 
 def _code_paths() -> set[str]:
@@ -313,7 +366,15 @@ def _kill_group(pgid: int) -> None:
 # --------------------------------------------------------------------------------------------
 # In-namespace launcher: mounts, rlimits, privilege drop, exec
 
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 8, 32, 4096, 16384
+_MS_NOATIME, _MS_NODIRATIME, _MS_RELATIME = 1024, 2048, 1 << 21
+# statvfs f_flag bit -> mount flag. A remount must keep these: in a user namespace the kernel locks
+# them and refuses a remount that would clear one (bubblewrap does the same).
+_KEEP_FLAGS = {os.ST_NOSUID: _MS_NOSUID, os.ST_NODEV: _MS_NODEV, os.ST_NOEXEC: _MS_NOEXEC,
+               os.ST_NOATIME: _MS_NOATIME, os.ST_NODIRATIME: _MS_NODIRATIME, os.ST_RELATIME: _MS_RELATIME}
+# Pseudo file systems left as they are: /proc is the fresh one of the pid namespace, /dev holds
+# /dev/null & co, /sys is read-only to a non-root uid anyway.
+_KEEP_WRITABLE = ("/proc", "/sys", "/dev")
 _PR_SET_NO_NEW_PRIVS = 38
 _RLIMITS = {
     "as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "cpu": resource.RLIMIT_CPU,
@@ -340,12 +401,50 @@ def _bind_readonly(source: str, target: str) -> None:
             raise OSError(err, f"bind {source} -> {target}: {os.strerror(err)}")
 
 
+def _bind(source: str, target: str) -> None:
+    if _libc().mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"bind {source} -> {target}: {os.strerror(err)}")
+
+
+def _mount_points() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        for line in fh:
+            field = line.split()[4]  # the mount point, octal-escaped (\040 = space)
+            points.append(field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "replace"))
+    return list(dict.fromkeys(points))
+
+
+def _remount_all_readonly(keep: list[str]) -> None:
+    """Make every mount of this (private) mount namespace read-only, except `keep` and below."""
+    libc = _libc()
+    for point in _mount_points():
+        if any(point == k or point.startswith(k.rstrip("/") + "/") for k in [*keep, *_KEEP_WRITABLE]):
+            continue
+        try:
+            flags = os.statvfs(point).f_flag
+        except OSError:
+            continue  # hidden under another mount: unreachable by path anyway
+        if flags & os.ST_RDONLY:
+            continue
+        mflags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+        for st, ms in _KEEP_FLAGS.items():
+            if flags & st:
+                mflags |= ms
+        if libc.mount(None, point.encode(), None, mflags, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"remount {point} read-only: {os.strerror(err)}")
+
+
 def _launcher_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.sandbox", description="in-sandbox launcher")
     p.add_argument("--workdir", required=True)
     p.add_argument("--tmpfs", action="append", default=[])
     p.add_argument("--tmpfs-bytes", type=int, default=512 * MiB)
     p.add_argument("--expose", action="append", default=[], help="bind back (read-only) under a tmpfs")
+    p.add_argument("--readonly-root", action="store_true",
+                   help="remount every mount read-only, except the work dir (bound to itself first)")
     p.add_argument("--uid", type=int)
     p.add_argument("--gid", type=int)
     for name in _RLIMITS:
@@ -355,6 +454,10 @@ def _launcher_main(argv: list[str]) -> int:
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         p.error("no command given")
+    if args.readonly_root:
+        # The work dir becomes a mount of its own, so that it alone stays writable.
+        _bind(args.workdir, args.workdir)
+        _remount_all_readonly(keep=[args.workdir])
     # Keep a handle on the work dir: a tmpfs may be mounted over one of its ancestors (pytest's
     # tmp dirs live under /tmp); fchdir through the handle still reaches it.
     work_fd = os.open(args.workdir, os.O_RDONLY | os.O_DIRECTORY)

@@ -108,10 +108,12 @@ def test_sandbox_isolation(tmp_path: Path) -> None:
     sb = compose_config(tmp_path, "configs/study.yaml")["services"]["sandbox"]
     assert sb["network_mode"] == "none"
     assert sb["read_only"] is True
-    assert sb["user"] == "10001:10001"
+    # The worker is root with four capabilities, only to run each job as uid 10001 (sandbox_spool).
+    assert sb["user"] == "0:0"
     assert "/tmp" in "".join(sb["tmpfs"])
     assert int(sb["pids_limit"]) > 0 and int(sb["mem_limit"]) > 0
-    assert sb["cap_drop"] == ["ALL"]
+    assert sb["cap_drop"] == ["ALL"] and sorted(sb["cap_add"]) == ["CHOWN", "KILL", "SETGID", "SETUID"]
+    assert "no-new-privileges:true" in sb["security_opt"]
     assert not sb.get("ports")
     # It sees only the job spool: no results, data, models or configs.
     assert [v["source"] for v in sb["volumes"]] == ["spool"]

@@ -82,15 +82,28 @@ def test_native_isolation_available_here() -> None:
     assert probe_unshare() is not None, "unshare --net unavailable: the sandbox would run without network isolation"
     cmd = build_native_command(["true"], Path.cwd())
     assert cmd.isolation.network == "netns" and cmd.isolation.pid_namespace and cmd.isolation.private_tmp
+    assert cmd.isolation.readonly_fs and "--readonly-root" in cmd.argv
     if os.geteuid() == 0:
         assert cmd.isolation.user.startswith("uid ")
     # No secret from the caller's environment reaches the sandbox.
     assert set(cmd.env) >= {"PATH", "HOME"} and "HF_TOKEN" not in cmd.env
 
 
-def test_hostile_samples_fail_alone(tmp_path: Path, listener: socket.socket) -> None:
-    host_dir = tmp_path / "host"
-    host_dir.mkdir()
+@pytest.fixture()
+def host_dir() -> Path:
+    """World-writable and outside /tmp (which the sandbox over-mounts): only the read-only mounts stop a write."""
+    from harness.sandbox import REPO_ROOT
+
+    path = REPO_ROOT / ".cache" / f"test-hostile-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    path.chmod(0o777)
+    yield path
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_hostile_samples_fail_alone(tmp_path: Path, listener: socket.socket, host_dir: Path) -> None:
     host_file = host_dir / "pwned.txt"
     tmp_marker = Path("/tmp") / f"harness-hostile-{uuid.uuid4().hex}"
     port = listener.getsockname()[1]

@@ -525,6 +525,31 @@ class Report:
                 self.w(f"- IFEval sentence splitter data: {sd['source']}" + ("" if sd.get("exact") else
                        f"; NOT lm-eval's own data: instructions {', '.join(sd['affected_instructions'])} may score differently") + ".")
             self.w("")
+        self.sandbox_line()
+
+    def sandbox_line(self) -> None:
+        """Where generated code ran and what the probe measured (manifest.json `sandbox`, copied by analyze)."""
+        prov = self.s.get("provenance")
+        sb = prov.get("sandbox") if isinstance(prov, dict) else None
+        if not isinstance(sb, dict) or "passed" not in sb:
+            if "humaneval_plus" in self.s.get("benchmarks", {}):
+                self.w("### Sandbox for generated code\n")
+                self.w("No probe recorded for this run (no `sandbox` in manifest.json): "
+                       "how isolated the generated HumanEval+ code was is unknown.\n")
+            return
+        import re
+
+        c = sb.get("checks") or {}
+        got = lambda k: "pass" if (c.get(k) or {}).get("passed") else "FAIL"  # noqa: E731
+        fails = re.sub(r"(?<![\w.])/[^\s'\",;)]+", "<path>", "; ".join(sb.get("failures") or []))[:400]  # no machine paths
+        self.w("### Sandbox for generated code\n")
+        line = (f"Sandbox ({sb.get('mode')}, probed {sb.get('measured')}): network {got('network')}, "
+                f"not root on the host {got('root')}, no write outside its work dir {got('writes')}.")
+        if sb.get("allow_unisolated"):
+            line += (f" **Unisolated execution of generated code was explicitly allowed** ({sb.get('allowed_by')})"
+                     + (f"; the probe failed: {fails}" if not sb.get("passed") else "")
+                     + ".")
+        self.w(line + "\n")
 
     def sec_provenance(self) -> None:
         prov = self.s.get("provenance")

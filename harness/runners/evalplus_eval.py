@@ -237,7 +237,7 @@ def evaluate_in_sandbox(
     min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
     gt_time_limit_factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR,
     work_root: Path | None = None,
-    allow_unisolated: bool = True,
+    allow_unisolated: bool = False,
 ) -> dict:
     """Host side: evaluate `samples` in the sandbox; evalplus' results file lands next to `samples`.
 
@@ -250,8 +250,7 @@ def evaluate_in_sandbox(
     import tempfile
 
     from harness.io import atomic_write_text
-    from harness.sandbox import (SandboxLimits, build_native_command, evaluate_argv,
-                                 prepare_work_dir, run_sandboxed, sandbox_uid_of)
+    from harness.sandbox import SandboxLimits, evaluate_argv, run_in_sandbox
 
     limits = limits or SandboxLimits()
     samples = Path(samples).resolve()
@@ -266,17 +265,9 @@ def evaluate_in_sandbox(
         inner = evaluate_argv(dataset_file=ds_name, samples="samples.jsonl", cache_dir="cache",
                               parallel=parallel, min_time_limit=min_time_limit,
                               gt_time_limit_factor=gt_time_limit_factor)
-        if os.environ.get("HARNESS_SANDBOX_SPOOL"):
-            # compose: the `sandbox` container runs the same inner command (harness.sandbox_spool).
-            from harness.sandbox import sandbox_env
-            from harness.sandbox_spool import run_via_spool
-
-            inner[0] = os.environ.get("HARNESS_SANDBOX_PYTHON", "/opt/venv/bin/python")
-            res = run_via_spool(work, inner, sandbox_env(limits, home="."), timeout_s=limits.wall_timeout_s)
-        else:
-            cmd = build_native_command(inner, work, limits, allow_unisolated=allow_unisolated)
-            prepare_work_dir(work, sandbox_uid_of(cmd))
-            res = run_sandboxed(cmd, timeout_s=limits.wall_timeout_s, log_file=work.parent / f"{work.name}.log")
+        # Native namespaces or the compose `sandbox` container ($HARNESS_SANDBOX_SPOOL): one
+        # selection for scoring and for the sandbox probe (harness/sandbox_probe.py).
+        res = run_in_sandbox(work, inner, limits, allow_unisolated=allow_unisolated)
         produced = work / "samples_eval_results.json"
         info = {"results": str(target), "isolation": res.isolation.to_dict(), "returncode": res.returncode,
                 "wall_s": round(res.wall_s, 3), "timed_out": res.timed_out}

@@ -357,7 +357,7 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
     for protocol in PROTOCOLS:
         samples = out_dir / f"samples_{protocol}.jsonl"
         counts = write_samples(tasks, len(seeds), final, protocol, samples)
-        info = evaluate_in_sandbox(samples, subset or ds_path)
+        info = evaluate_in_sandbox(samples, subset or ds_path, allow_unisolated=cfg.sandbox.allow_unisolated)
         scores = score_results(Path(info["results"]), len(seeds))
         protocols[protocol] = {"samples": samples.name, "results": Path(info["results"]).name,
                                **counts, **scores, "sandbox": info["isolation"],
