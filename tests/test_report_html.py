@@ -59,7 +59,7 @@ def driver():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1500,1000", "--disable-dev-shm-usage"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000", "--disable-dev-shm-usage"):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(chromedriver), options=opts)
@@ -72,13 +72,13 @@ def console_errors(drv) -> list[dict]:
 
 
 def open_page(drv, page: Path) -> float:
-    """Load the page; seconds until the explorer's rows are in the DOM (wall clock, driver round trip included)."""
+    """Load the page; wall-clock seconds until the rows are painted (WebDriver round trips included)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     drv.get_log("browser")  # drop earlier messages
     t0 = time.monotonic()
     drv.get(page.resolve().as_uri())
-    WebDriverWait(drv, 30).until(lambda d: d.execute_script("return document.body.hasAttribute('data-rows-ready')"))
+    WebDriverWait(drv, 30).until(lambda d: d.execute_script("return document.body.hasAttribute('data-rows-painted')"))
     return time.monotonic() - t0
 
 
@@ -161,7 +161,8 @@ def test_reference_report_in_browser(driver, reference_report, tmp_path):
     run, s = reference_report
     page = run / "report.html"
     rows_s = open_page(driver, page)
-    in_page_ms = driver.execute_script("return window.harnessRowsReadyMs")
+    # Navigation start -> rows in the DOM, and -> the frame that shows them (the page's own clock).
+    in_dom_ms, painted_ms = driver.execute_script("return [window.harnessRowsReadyMs, window.harnessRowsPaintedMs]")
     # Everything loaded before the rows appear: the page and what it pulls in at once (the figures).
     initial = driver.execute_script(
         "return Array.from(document.querySelectorAll('img[src], script[src], link[href]')).map(e => e.src || e.href)")
@@ -173,10 +174,10 @@ def test_reference_report_in_browser(driver, reference_report, tmp_path):
     initial_bytes = sum(f.stat().st_size for f in files)
     n_rows = len(driver.find_elements("css selector", "[data-sample]"))
     print(f"\nreference study report.html: {page.stat().st_size:,} bytes; with {len(files) - 1} figure(s) "
-          f"{initial_bytes:,} bytes loaded before rows; {n_rows} rows in {rows_s:.2f} s "
-          f"(in-page {in_page_ms:.0f} ms); sidecars {sum(f.stat().st_size for f in (run / 'report_files').rglob('*.js')):,} bytes")
+          f"{initial_bytes:,} bytes loaded before rows; {n_rows} rows in the DOM after {in_dom_ms:.0f} ms, painted after "
+          f"{painted_ms:.0f} ms (wall clock through WebDriver {rows_s:.2f} s); sidecars {sum(f.stat().st_size for f in (run / 'report_files').rglob('*.js')):,} bytes")
     assert initial_bytes <= MAX_INITIAL_BYTES
-    assert rows_s <= MAX_ROWS_S
+    assert painted_ms <= MAX_ROWS_S * 1000
     assert n_rows == sum(s["benchmarks"][b]["n"] for b in ("aime24", "aime25", "ifeval"))
     assert console_errors(driver) == []
     # The tables are static HTML: readable without JavaScript.
@@ -200,13 +201,14 @@ def test_reference_report_in_browser(driver, reference_report, tmp_path):
     assert model_text(driver, "base", "pre.answer") == split_reasoning(base_text).answer
     assert model_text(driver, "distilled", "pre.answer") == split_reasoning(dist_text).answer
     assert not driver.execute_script("return document.querySelector('[data-detail] [data-model=\"base\"] details').open")
+    shot = tmp_path / "report-html.png"
+    driver.execute_script("window.scrollTo(0, document.getElementById('explorer').offsetTop - 40);"
+                          "const d = document.querySelector('[data-detail]'); d.scrollTop = d.querySelector('pre.gold').offsetTop - 60")
+    driver.save_screenshot(str(shot))
+    _keep_screenshot(shot)
     click(driver, '[data-detail] [data-model="base"] details summary')
     assert model_text(driver, "base", "pre.reasoning") == split_reasoning(base_text).reasoning
     assert console_errors(driver) == []
-    shot = tmp_path / "report-html.png"
-    driver.execute_script("document.getElementById('explorer').scrollIntoView()")
-    driver.save_screenshot(str(shot))
-    _keep_screenshot(shot)
 
 
 def _keep_screenshot(shot: Path) -> None:
@@ -216,7 +218,7 @@ def _keep_screenshot(shot: Path) -> None:
     from PIL import Image
 
     img = Image.open(shot).convert("RGB")
-    img = img.resize((img.width * 3 // 4, img.height * 3 // 4), Image.LANCZOS)
+    img = img.resize((img.width * 7 // 10, img.height * 7 // 10), Image.LANCZOS)
     img.quantize(colors=64).save(REPO / "docs" / "report-html.png", optimize=True)
 
 

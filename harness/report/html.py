@@ -203,10 +203,12 @@ scores under both protocols and proxy metadata. <span id="explorer-protocols"></
 <span id="explorer-count" class="muted"></span>
 </div>
 <div class="split">
-<div class="list"><table><thead><tr><th>Benchmark</th><th>Item</th><th>Category</th><th>Outcome</th>
-<th title="candidate: right / scored repeats, primary protocol">C ok</th><th title="baseline: right / scored repeats, primary protocol">B ok</th>
+<div class="list"><table><colgroup><col style="width:5.6rem"><col style="width:5.6rem"><col style="width:6.4rem">
+<col style="width:8.4rem"><col style="width:2.8rem"><col style="width:2.8rem"><col style="width:4.6rem"><col style="width:4.6rem">
+<col style="width:5rem"><col style="width:2.6rem"><col></colgroup><thead><tr><th>Benchmark</th><th>Item</th><th>Category</th><th>Outcome</th>
+<th title="candidate: right / scored repeats, primary protocol">C</th><th title="baseline: right / scored repeats, primary protocol">B</th>
 <th title="candidate: mean reasoning characters">C think</th><th title="baseline: mean reasoning characters">B think</th>
-<th title="reasoning characters, candidate minus baseline">Δ think</th><th title="truncated: finish_reason length or unclosed think block">trunc.</th><th>Prompt</th></tr></thead><tbody id="explorer-rows"></tbody></table></div>
+<th title="reasoning characters, candidate minus baseline">Δ think</th><th title="truncated: finish_reason length or unclosed think block">cut</th><th>Prompt</th></tr></thead><tbody id="explorer-rows"></tbody></table></div>
 <aside data-detail hidden></aside>
 </div>
 </section>""")
@@ -249,6 +251,9 @@ def _write_sidecars(run_dir: Path, sidecars: dict[int, dict[str, Any]]) -> None:
     final = run_dir / SIDECAR_DIR
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".samples."))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the report must stay readable where it is served or copied
     try:
         for idx, payload in sidecars.items():
             (tmp / f"{idx}.js").write_text(_sidecar_js(idx, payload), encoding="utf-8")
