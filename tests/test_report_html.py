@@ -118,6 +118,15 @@ def open_row(drv, sample: str) -> None:
         "return document.querySelectorAll('[data-detail] [data-model] pre.answer').length >= 2"))
 
 
+def open_reasoning(drv, model: str) -> str:
+    """Expand a model's collapsed reasoning; its text is filled in by the (asynchronous) toggle event."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    click(drv, f'[data-detail] [data-model="{model}"] details summary')
+    WebDriverWait(drv, 10).until(lambda d: model_text(d, model, "pre.reasoning"))
+    return model_text(drv, model, "pre.reasoning")
+
+
 def model_text(drv, model: str, css: str) -> str:
     return drv.execute_script(f"return document.querySelector('[data-detail] [data-model=\"{model}\"] {css}').textContent")
 
@@ -171,6 +180,8 @@ def test_reference_report_in_browser(driver, reference_report, tmp_path):
     files = [page] + [Path(unquote(urlparse(u).path)) for u in initial]
     assert all(f.is_relative_to(run) and f.is_file() for f in files), files  # nothing outside the run directory
     assert not any(u.endswith(".js") for u in initial)  # sample sidecars load only when a row is opened
+    # Resource Timing lists network fetches (file:// loads are not listed): there must be none.
+    assert driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)") == []
     initial_bytes = sum(f.stat().st_size for f in files)
     n_rows = len(driver.find_elements("css selector", "[data-sample]"))
     print(f"\nreference study report.html: {page.stat().st_size:,} bytes; with {len(files) - 1} figure(s) "
@@ -206,8 +217,7 @@ def test_reference_report_in_browser(driver, reference_report, tmp_path):
                           "const d = document.querySelector('[data-detail]'); d.scrollTop = d.querySelector('pre.gold').offsetTop - 60")
     driver.save_screenshot(str(shot))
     _keep_screenshot(shot)
-    click(driver, '[data-detail] [data-model="base"] details summary')
-    assert model_text(driver, "base", "pre.reasoning") == split_reasoning(base_text).reasoning
+    assert open_reasoning(driver, "base") == split_reasoning(base_text).reasoning
     assert console_errors(driver) == []
 
 
@@ -323,6 +333,24 @@ def test_synthetic_report_in_browser(driver, synthetic_report):
         comparison.select_by_visible_text(f"{c} vs {b}")
         check_filters(driver, {"humaneval_plus": {"paired": majority, "n": len(TASKS)}})
     comparison.select_by_visible_text("distilled vs base")
+    # Truncation: only the baseline's HumanEval/3 stopped at the token limit (finish_reason "length").
+    truncation = Select(driver.find_element("css selector", "[data-filter-truncation]"))
+    truncation.select_by_value("baseline")
+    assert [r[0] for r in visible_rows(driver)] == ["humaneval_plus:HumanEval/3"]
+    truncation.select_by_value("candidate")
+    assert visible_rows(driver) == []
+    truncation.select_by_value("")
+    # Sort by reasoning-length difference: the fixture's candidate reasons 3x as long, growing with the task number.
+    Select(driver.find_element("css selector", "[data-sort]")).select_by_value("delta_desc")
+    assert [r[0] for r in visible_rows(driver)][:2] == ["humaneval_plus:HumanEval/11", "humaneval_plus:HumanEval/10"]
+    # Category: every visible row carries the chosen label (taxonomy labels of the HumanEval prompts).
+    category = Select(driver.find_element("css selector", "[data-filter-category]"))
+    label = category.options[1].get_attribute("value")
+    category.select_by_value(label)
+    cats = driver.execute_script("return Array.from(document.querySelectorAll('[data-sample]')).filter(r => "
+                                 "r.offsetParent !== null).map(r => r.querySelector('td:nth-child(3)').textContent)")
+    assert cats and all(label in c.split(", ") for c in cats)
+    category.select_by_value("")
     # Text search finds the injected prompt; the row and its detail show the payloads as characters.
     search = driver.find_element("css selector", "[data-filter-search]")
     search.send_keys("onerror")
@@ -332,8 +360,7 @@ def test_synthetic_report_in_browser(driver, synthetic_report):
     assert driver.execute_script("return document.querySelector('[data-detail] pre.prompt').textContent") == PAYLOADS["prompt"]
     for model in ("distilled", "base"):
         assert model_text(driver, model, "pre.answer") == PAYLOADS["answer"]
-        click(driver, f'[data-detail] [data-model="{model}"] details summary')
-        assert model_text(driver, model, "pre.reasoning") == PAYLOADS["reasoning"]
+        assert open_reasoning(driver, model) == PAYLOADS["reasoning"]
         # the repeats grid: one cell per repeat under each protocol, and the proxy metadata
         assert len(driver.find_elements("css selector", f'[data-detail] [data-model="{model}"] .grid tr:first-child .cell')) == K
         text = model_text(driver, model, "dl.meta")
@@ -370,3 +397,46 @@ def test_bad_samples_file_names_the_field(synthetic_report, tmp_path, capsys):
     assert main(["report", "--run", str(copy)]) == 2
     err = capsys.readouterr().err
     assert "samples.jsonl:2" in err and "'answer'" in err
+
+
+def test_samples_export_joins_proxy_records(tmp_path):
+    """A harness-run lm-eval sample takes its texts and metadata from the proxy record with the same
+    (messages, seed); a sample without one keeps its own text and says so in `source`."""
+    run = tmp_path / "run"
+    docs = [json.loads(ln) for ln in (REPO / "tests/fixtures/data/aime24.jsonl").read_text().splitlines() if ln.strip()][:2]
+    proxy = []
+    for model, seed in (("cand", 1), ("base", 2)):
+        bdir = run / "raw" / model / "aime24"
+        bdir.mkdir(parents=True)
+        lines = []
+        for i, doc in enumerate(docs):
+            msgs = [{"role": "user", "content": f"Question: {doc.get('Problem', doc.get('problem'))}\nAnswer:"}]
+            for filt in ("as_recorded", "reasoning_stripped"):
+                lines.append(json.dumps({"doc_id": i, "doc": doc, "target": "0", "filter": filt, "resps": [["sample text"]],
+                                         "filtered_resps": ["sample text"], "exact_match": int(i == 0),
+                                         "arguments": {"gen_args_0": {"arg_0": [json.dumps(msgs)], "arg_1": {}}}}))
+            if model == "cand" and i == 0:
+                body = {"messages": msgs, "seed": seed, "model": model}
+                proxy.append({"schema_version": 1, "model": model, "benchmark": "aime24", "status": 200, "request": body,
+                              "request_hash": request_hash(body), "content": "A", "reasoning": "server-side reasoning",
+                              "answer": "A", "think_closed": True, "finish_reason": "stop", "latency_s": 2.5,
+                              "usage": {"prompt_tokens": 30, "completion_tokens": 50}, "cache_hit": True, "error": None})
+        (bdir / "samples_aime24_2026-01-01T00-00-00.000000.jsonl").write_text("\n".join(lines) + "\n")
+        (bdir / "results_2026-01-01T00-00-00.000000.json").write_text(
+            json.dumps({"results": {"aime24": {}}, "config": {"model_args": {"seed": seed}}}))
+        (bdir / "done.json").write_text("{}")
+    (run / "proxy").mkdir()
+    (run / "proxy" / "cand.jsonl").write_text("".join(json.dumps(p) + "\n" for p in proxy))
+    assert main(["analyze", "--run", str(run), "--candidate", "cand", "--baseline", "base"]) == 0
+    recs = {(r["model"], r["item"]): r for r in map(json.loads, (run / "analysis" / "samples.jsonl").open())}
+    assert len(recs) == 4
+    item0, item1 = (str(d.get("ID", i)) for i, d in enumerate(docs))
+    joined = recs[("cand", item0)]
+    assert (joined["source"], joined["reasoning"], joined["answer"]) == ("proxy", "server-side reasoning", "A")
+    assert joined["request_hash"] == proxy[0]["request_hash"] and joined["cache_hit"] is True
+    assert (joined["finish_reason"], joined["latency_s"], joined["prompt_tokens"], joined["completion_tokens"]) == ("stop", 2.5, 30, 50)
+    assert joined["scores"] == {"as_recorded": True, "reasoning_stripped": True}
+    assert joined["gold"] == str(next(v for k, v in docs[0].items() if k.lower() == "answer"))
+    alone = recs[("cand", item1)]
+    assert (alone["source"], alone["answer"], alone["request_hash"]) == ("sample", "sample text", None)
+    assert alone["scores"] == {"as_recorded": False, "reasoning_stripped": False}

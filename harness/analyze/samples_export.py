@@ -15,7 +15,7 @@ from typing import Any
 
 from harness import LM_EVAL_BENCHMARKS
 from harness.analyze.categories import Taxonomy
-from harness.analyze.load import PROTOCOLS, BenchData, RunData
+from harness.analyze.load import PROTOCOLS, BenchData, RunData, _item_id
 from harness.hashing import prompt_key
 from harness.importer import as_obj
 from harness.io import atomic_write_text, iter_jsonl
@@ -86,8 +86,6 @@ def _text_fields(raw: str) -> dict[str, Any]:
 
 def _lm_eval_texts(rd: RunData, bd: BenchData) -> dict[tuple[int, str], dict[str, Any]]:
     """(repeat, item) -> prompt, gold, texts, read from the samples files in load.py's repeat order."""
-    from harness.analyze.load import _item_id
-
     bdir = rd.run_dir / "raw" / bd.model / bd.bench
     out: dict[tuple[int, str], dict[str, Any]] = {}
     for rep in bd.repeats:

@@ -119,6 +119,9 @@ def build(summary: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[dict[
         for b, blk in (comp.get("benchmarks") or {}).items():
             if b == "aime_combined" or not blk.get("paired"):
                 continue  # pooled AIME rows would repeat aime24 + aime25; unpaired benchmarks have no cells
+            if blk.get("protocol") not in PROTOCOLS:
+                raise SamplesError(f"summary.json: comparison {ci} ({cand} vs {base}), benchmark {b}: field 'protocol' "
+                                   f"is {blk.get('protocol')!r}, expected one of {', '.join(PROTOCOLS)}")
             benches[b] = {"protocol": blk["protocol"], "paired": {o: blk["paired"].get(o) for o in OUTCOMES}}
         comp_out.append({"candidate": cand, "baseline": base, "benchmarks": benches})
         for idx, key in enumerate(keys):
@@ -271,18 +274,16 @@ def _write_sidecars(run_dir: Path, sidecars: dict[int, dict[str, Any]]) -> None:
 
 def write_html(run_dir: Path, summary: dict[str, Any], report_md: str) -> Path:
     """Write report.html (and its sidecars); returns the page's path."""
+    from harness.cli import UsageError
     from harness.io import atomic_write_text
 
     spath = run_dir / SAMPLES_FILE
     data, note = None, None
     if spath.is_file():
         try:
-            samples = read_samples(spath)
+            data, sidecars = build(summary, read_samples(spath))
         except SamplesError as exc:
-            from harness.cli import UsageError
-
             raise UsageError(str(exc)) from None
-        data, sidecars = build(summary, samples)
         _write_sidecars(run_dir, sidecars)
     else:
         note = f"{SAMPLES_FILE} not found: run `harness analyze --run {run_dir}` again to write it."
