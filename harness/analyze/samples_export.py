@@ -31,8 +31,11 @@ def _messages_text(messages: Any) -> str:
         return messages
     if not isinstance(messages, list):
         return ""
-    turns = [(str(m.get("role", "")), m.get("content")) for m in messages if isinstance(m, dict)]
-    turns = [(r, c if isinstance(c, str) else json.dumps(c, ensure_ascii=False)) for r, c in turns]
+    turns: list[tuple[str, str]] = []
+    for m in messages:
+        if isinstance(m, dict):
+            c = m.get("content")
+            turns.append((str(m.get("role", "")), c if isinstance(c, str) else json.dumps(c, ensure_ascii=False)))
     if len(turns) == 1 and turns[0][0] == "user":
         return turns[0][1]
     return "\n\n".join(f"[{r}]\n{c}" for r, c in turns)
@@ -140,7 +143,7 @@ def _proxy_index(rd: RunData, model: str, wanted: set[str]) -> dict[str, dict[st
     for rec in iter_jsonl(path):
         if rec.get("error") or rec.get("status") not in (None, 200):
             continue
-        req = rec.get("request") if isinstance(rec.get("request"), dict) else {}
+        req: dict[str, Any] = rec["request"] if isinstance(rec.get("request"), dict) else {}
         keys = []
         if "messages" in req:
             keys.append(prompt_key(req["messages"], req.get("seed")))

@@ -103,10 +103,10 @@ def build(summary: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[dict[
         sidecars[idx] = {"benchmark": key[0], "item": key[1], "prompt": first["prompt"], "gold": first.get("gold"),
                          "models": {m: [_detail(r, first["prompt"]) for r in per[m]] for m in models if m in per}}
         for m in models:
-            recs = per.get(m)
-            if not recs:
+            if not per.get(m):
                 stats[m][idx] = None
                 continue
+            recs = per[m]
             stats[m][idx] = {"k": len(recs),
                              "ok": [sum(r["scores"].get(p) is True for r in recs) for p in PROTOCOLS],
                              "n": [sum(r["scores"].get(p) is not None for r in recs) for p in PROTOCOLS],
@@ -211,7 +211,9 @@ scores under both protocols and proxy metadata. <span id="explorer-protocols"></
 <col style="width:5rem"><col style="width:2.6rem"><col></colgroup><thead><tr><th>Benchmark</th><th>Item</th><th>Category</th><th>Outcome</th>
 <th title="candidate: right / scored repeats, primary protocol">C</th><th title="baseline: right / scored repeats, primary protocol">B</th>
 <th title="candidate: mean reasoning characters">C think</th><th title="baseline: mean reasoning characters">B think</th>
-<th title="reasoning characters, candidate minus baseline">Δ think</th><th title="truncated: finish_reason length or unclosed think block">cut</th><th>Prompt</th></tr></thead><tbody id="explorer-rows"></tbody></table></div>
+<th title="reasoning characters, candidate minus baseline">Δ think</th>
+<th title="truncated: finish_reason length or unclosed think block">cut</th><th>Prompt</th></tr></thead>
+<tbody id="explorer-rows"></tbody></table></div>
 <aside data-detail hidden></aside>
 </div>
 </section>""")
