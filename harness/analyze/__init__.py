@@ -74,6 +74,7 @@ def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | 
     from harness.analyze import tables
     from harness.analyze.categories import load_taxonomy
     from harness.analyze.load import load_humaneval_prompts, load_run
+    from harness.analyze.samples_export import write_samples
     from harness.analyze.summary import build_summary
     from harness.analyze.training import load_examples
     from harness.cli import UsageError
@@ -123,6 +124,7 @@ def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | 
     parse(Summary, summary, "analysis/summary.json (as built)")  # the contract the report reads; fails loudly here
     out = run_dir / "analysis"
     tables.write_tables(out, rd, summary)
+    write_samples(out, rd, tax, he_prompts)  # every generation's text, for report.html's sample explorer
     atomic_write_json(out / "summary.json", summary)
     for w in summary["inputs"]["warnings"]:
         print(f"warning: {w}")

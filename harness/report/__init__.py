@@ -33,4 +33,6 @@ def run(args: argparse.Namespace) -> int:
     figures = make_figures(summary, run_dir / "analysis" / "per_sample.csv", run_dir / "figures")
     atomic_write_text(run_dir / "report.md", render(summary, figures))
     print(f"wrote {run_dir / 'report.md'} and {len(figures)} figure(s)")
+    from harness.report.html import write_html  # report.html: the same report.md plus the sample explorer
+    print(f"wrote {write_html(run_dir, summary, (run_dir / 'report.md').read_text(encoding='utf-8'))}")
     return 0
