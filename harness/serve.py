@@ -546,6 +546,10 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"nothing to stop: {state_path} not found")
         return 0
     state = json.loads(state_path.read_text())
+    if state.get("status", "running") != "running":  # already ended (its pids may be reused by now)
+        retire_state(run_dir)
+        print(f"stack already {state['status']}; record moved to {run_dir / 'logs'}")
+        return 0
     supervisor = state.get("supervisor_pid")
     if isinstance(supervisor, int) and supervisor != os.getpid():
         # The supervisor stops its proxy and servers itself and records how the session ended.
