@@ -50,7 +50,9 @@ doctor-cpu:
 build:
 	$(DC_BASE) build
 
-# llama-server flags from the study config -> compose override (same function as `harness serve`).
+# llama-server and proxy flags from the study config -> compose override (the same functions as
+# `harness serve`: harness.serve.llama_server_args / proxy_args). The proxy's cache mode and timeouts
+# are the config's `proxy:` section, never environment variables.
 render:
 	@mkdir -p $(RENDER_DIR)
 	$(DC_BASE) run --rm --no-deps -T harness python -m harness.compose_render --config $(CONFIG) > $(LLM_ARGS).tmp

