@@ -51,6 +51,8 @@ INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves
 # trace is at its end. Counted per protocol as `sanitize_truncated`. Only `as_recorded` of a
 # reasoning model ever gets near this; `reasoning_stripped` texts are answers only.
 MAX_SANITIZE_LINES = 300
+# Before a retry, wait at most this long for the model's server to answer /health (a restart, a model load).
+HEALTH_WAIT_S = 120.0
 
 ProgressFn = Callable[[int, int, int], None]
 
@@ -148,6 +150,7 @@ async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dic
     import aiohttp
 
     url = f"{proxy_url.rstrip('/')}/{model}/v1/chat/completions"
+    health_url = f"{proxy_url.rstrip('/')}/{model}/health"  # llama-server's /health, through the proxy
     headers = {"X-Harness-Benchmark": BENCH, "Content-Type": "application/json"}
     attempts = cfg.request.max_retries
     timeout = aiohttp.ClientTimeout(total=cfg.request.timeout_s)
@@ -177,6 +180,9 @@ async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dic
                         break
                     if attempt < attempts:
                         await asyncio.sleep(min(30.0, 2.0 ** (attempt - 1)) * (0.5 + random.random()))
+                        # A server that died is being restarted (serve supervises it, compose restarts it):
+                        # spend the retry on a live server, not on a connection refused.
+                        await _wait_until_healthy(session, health_url, min(HEALTH_WAIT_S, cfg.request.timeout_s))
             record = {
                 "schema_version": SCHEMA_VERSION,
                 "ts": utc_now(),
@@ -210,6 +216,22 @@ async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dic
         for t in finished:
             if t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
+
+
+async def _wait_until_healthy(session: Any, url: str, limit_s: float) -> bool:
+    """Poll a server's /health until it answers 200 (True) or limit_s passes (False); never raises."""
+    import aiohttp
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                if resp.status == 200:
+                    return True
+        except Exception:  # noqa: S110  (down or loading: keep polling until the deadline)
+            pass
+        await asyncio.sleep(1.0)
+    return False
 
 
 # ----------------------------------------------------------------------------------------------
