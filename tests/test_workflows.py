@@ -99,7 +99,7 @@ def test_upload_selects_the_report_files_only(tmp_path: Path):
     (upload,) = [s for s in steps if s.uses and s.uses.startswith("actions/upload-artifact@")]
     patterns = wl.substitute(str(upload.with_["path"]), env, "test")
     run = tmp_path / "results" / env["DEMO_RUN"]
-    wanted = ["report.md", "report.html", "report-assets/samples-0.js", "figures/scores.png",
+    wanted = ["report.md", "report.html", "report_files/samples/0.js", "figures/scores.png",
               "analysis/summary.json", "manifest.json"]
     unwanted = ["proxy/distilled.jsonl", "raw/base/ifeval/results.json", "analysis/per_sample.csv",
                 "figures/.hidden", "serve.json"]
