@@ -18,6 +18,7 @@ from harness.config import ConfigError
 # Modules that contribute subcommands, in help order.
 STAGE_MODULES = (
     "harness.commands.validate",
+    "harness.commands.plan",
     "harness.fetch",
     "harness.serve",
     "harness.proxy",
