@@ -118,7 +118,7 @@ def test_intervals_and_power(cells_run):
         assert p["discordance"] == pytest.approx(disc / n, abs=1e-4)
         # the MDE solves Connor's equation at the observed n and discordance (independent closed form check)
         d, psi = p["mde_pp"] / 100, disc / n
-        assert (1.959964 * math.sqrt(psi) + 0.841621 * math.sqrt(psi - d * d)) ** 2 / (d * d) == pytest.approx(n, rel=1e-3)
+        assert (1.959964 * math.sqrt(psi) + 0.841621 * math.sqrt(psi - d * d)) ** 2 / (d * d) == pytest.approx(n, rel=5e-3)  # mde_pp is rounded to 0.01 pp
     aime25 = s["benchmarks"]["aime25"]["paired"]
     assert 26 <= aime25["mde_pp"] <= 28  # issue 11: "roughly 27 pp" with 30 AIME items
     assert aime25["items_needed"] > 30

@@ -22,7 +22,7 @@ Inst = Mapping[int, Mapping[str, Sequence[bool]]]  # repeat -> prompt -> per-ins
 
 def clustered_mean(values: Sequence[float], clusters: Sequence[str]) -> dict[str, Any]:
     """Mean of `values` with its naive and prompt-clustered standard errors."""
-    import statsmodels.api as sm
+    from statsmodels.regression.linear_model import OLS  # not statsmodels.api: it imports all of statsmodels
 
     y = np.asarray(values, dtype=float)
     n, g = int(y.size), len(set(clusters))
@@ -34,7 +34,7 @@ def clustered_mean(values: Sequence[float], clusters: Sequence[str]) -> dict[str
         se = 0.0 if n > 1 and np.all(y == y[0]) else None
     else:
         codes = {c: i for i, c in enumerate(dict.fromkeys(clusters))}
-        fit = sm.OLS(y, np.ones((n, 1))).fit(cov_type="cluster", cov_kwds={"groups": np.array([codes[c] for c in clusters])})
+        fit = OLS(y, np.ones((n, 1))).fit(cov_type="cluster", cov_kwds={"groups": np.array([codes[c] for c in clusters])})
         se = float(fit.bse[0])
     out: dict[str, Any] = {"n": n, "clusters": g, "mean": round(mean, 4),
                            "se_naive": None if naive is None else round(naive, 5),

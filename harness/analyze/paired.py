@@ -167,7 +167,7 @@ def extend_k1(cand: Mapping[int, Mapping[str, bool]], base: Mapping[int, Mapping
     """Fields added to a k = 1 paired block (McNemar stays the test): interval and power."""
     first_c, first_b = {0: cand.get(0, {})}, {0: base.get(0, {})}
     _, _, _, d = item_differences(first_c, first_b)
-    return {"delta_ci95": delta_ci95(d), **power_block(d)}
+    return {"n": int(d.size), "delta_ci95": delta_ci95(d), **power_block(d)}
 
 
 def apply_holm(benchmarks: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -65,9 +65,9 @@ class Report:
             return "not paired"
         sig = more.decision_p(p) is not None and more.decision_p(p) < 0.05  # Holm-adjusted when in the family
         if p["delta_pp"] > 0:
-            return "improved" + ("" if sig else " (not significant)")
+            return "improved" + ("" if sig else " (not significant)") + more.pooled_suffix(p)
         if p["delta_pp"] < 0:
-            return "degraded" + ("" if sig else " (not significant)")
+            return "degraded" + ("" if sig else " (not significant)") + more.pooled_suffix(p)
         return "unchanged"
 
     # ---------------------------------------------------------------------------------------

@@ -77,12 +77,12 @@ def detectable(s: dict[str, Any]) -> str:
         if p.get("mde_pp") is None:
             sents.append(f"On {name} nothing can be said about power: {p.get('mde_reason', 'undefined')}.")
             continue
-        disc = p.get("discordance")
-        sent = (f"On {name}, with {p['n']} {unit} and the observed discordance ({100 * disc:.1f}%), the study detects a difference "
+        disc, n = p.get("discordance"), p.get("n", b["n"])
+        sent = (f"On {name}, with {n} {unit} and the observed discordance ({100 * disc:.1f}%), the study detects a difference "
                 f"of {p['mde_pp']:.1f} pp or more")
         if p.get("items_needed") is not None:
             sent += (f"; the observed {r.pp(p['delta_pp'])} would need about {p['items_needed']:,} items"
-                     + (" (fewer than it has)" if p["items_needed"] <= p["n"] else ""))
+                     + (" (fewer than it has)" if p["items_needed"] <= n else ""))
         elif p.get("items_needed_reason"):
             sent += f"; {p['items_needed_reason']}"
         sents.append(sent + (f" ({p['mde_note']})." if p.get("mde_note") else "."))
@@ -188,3 +188,8 @@ def p_text(p: dict[str, Any]) -> str:
     """"p = raw, Holm p = adjusted" (or only the raw p outside the family)."""
     r = _h()
     return f"p = {r.pval(p.get('p_value'))}" + (f", Holm p = {r.pval(p['p_holm'])}" if p.get("p_holm") is not None else "")
+
+
+def pooled_suffix(p: dict[str, Any]) -> str:
+    """Said after a pooled row's direction: its significance is its raw p, outside the Holm family."""
+    return " (pooled row: raw p, outside the Holm family)" if p.get("p_holm") is None and p.get("p_holm_note") else ""
