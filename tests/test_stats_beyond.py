@@ -154,6 +154,12 @@ def test_sign_flip_exact_equals_enumeration(seed):
     assert got["p_value"] == pytest.approx(brute_sign_flip([x for x in d if x != 0]), abs=1e-12)
 
 
+def test_sign_flip_with_zero_or_one_nonzero_item():
+    assert paired.sign_flip_test([0.0] * 5)["p_value"] == 1.0
+    got = paired.sign_flip_test([0.0, 2 / 3, 0.0])
+    assert got["p_value"] == brute_sign_flip([2 / 3]) == 1.0 and got["nonzero_items"] == 1
+
+
 def test_sign_flip_on_k1_outcomes_is_the_exact_mcnemar():
     for b, c in ((3, 7), (1, 8), (0, 5), (6, 6)):
         d = [1.0] * b + [-1.0] * c + [0.0] * 10

@@ -153,8 +153,8 @@ def sign_flip_test(d: Sequence[float] | np.ndarray, flips: int = PERMUTATION_FLI
     arr = np.asarray(d, dtype=float)
     nz = arr[arr != 0]
     m = int(nz.size)
-    if m == 0:
-        return {"test": "sign_flip_exact", "p_value": 1.0, "nonzero_items": 0, "flips": 1, "seed": None}
+    if m <= 1:  # the observed sum is the largest and the smallest of the 2^m flips: p = 1 (scipy needs m >= 2)
+        return {"test": "sign_flip_exact", "p_value": 1.0, "nonzero_items": m, "flips": 2 ** m, "seed": None}
     exact = m <= exact_max
     res = stats.permutation_test((nz,), lambda x, axis: np.sum(x, axis=axis), permutation_type="samples",
                                  vectorized=True, n_resamples=np.inf if exact else flips, alternative="two-sided", batch=16_384,
