@@ -286,3 +286,12 @@ def test_instruction_level_paired_difference():
     assert got["models"]["cand"]["mean"] == pytest.approx(4 / 6, abs=1e-4)
     assert got["paired"]["delta_pp"] == pytest.approx(100 * 2 / 6, abs=0.01)
     assert got["paired"]["prompts"] == 3
+
+
+def test_instruction_level_pairs_every_repeat_in_its_prompt_cluster():
+    c = {0: {"p1": [True, True], "p2": [False]}, 1: {"p1": [False, True], "p2": [True]}}
+    b = {0: {"p1": [True, False], "p2": [False]}, 1: {"p1": [False, False], "p2": [False]}}
+    got = ifeval_inst.instruction_level({"cand": c, "base": b}, "cand", "base")["paired"]
+    diffs = [0, 1, 0, 0, 1, 1]  # repeat 0: p1 (0, 1), p2 (0); repeat 1: p1 (0, 1), p2 (1)
+    assert (got["n"], got["prompts"], got["repeats"]) == (6, 2, 2)
+    assert got["delta_pp"] == pytest.approx(100 * sum(diffs) / 6, abs=0.01)

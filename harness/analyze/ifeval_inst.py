@@ -67,19 +67,21 @@ def instruction_level(insts: Mapping[str, Inst], cand: str, base: str) -> dict[s
         vals, cl = _flatten(inst)
         out["models"][m] = clustered_mean(vals, cl)
     if cand in insts and base in insts:
-        # pair instruction by instruction on prompts both models answered with the same instruction list
-        c0, b0 = insts[cand].get(0, {}), insts[base].get(0, {})
-        common = sorted(i for i in set(c0) & set(b0) if len(c0[i]) == len(b0[i]))
+        # pair instruction by instruction (repeat r with repeat r) on prompts both models answered with the
+        # same instruction list; every pair of a prompt joins that prompt's cluster
+        reps = sorted(set(insts[cand]) & set(insts[base]))
         diffs, cl = [], []
-        for i in common:
-            diffs += [float(bool(x)) - float(bool(y)) for x, y in zip(c0[i], b0[i])]
-            cl += [i] * len(c0[i])
+        for r in reps:
+            cr, br = insts[cand][r], insts[base][r]
+            for i in sorted(i for i in set(cr) & set(br) if len(cr[i]) == len(br[i])):
+                diffs += [float(bool(x)) - float(bool(y)) for x, y in zip(cr[i], br[i])]
+                cl += [i] * len(cr[i])
         d = clustered_mean(diffs, cl)
         blk: dict[str, Any] = {"n": d["n"], "prompts": d["clusters"],
                                "delta_pp": None if d["mean"] is None else round(100 * d["mean"], 2),
                                "se_pp_naive": None if d["se_naive"] is None else round(100 * d["se_naive"], 3),
                                "se_pp_clustered": None if d["se_clustered"] is None else round(100 * d["se_clustered"], 3),
-                               "repeat": 0}
+                               "repeats": len(reps)}
         if d.get("ci95"):
             blk["ci95_pp"] = [round(100 * x, 2) for x in d["ci95"]]
             se = d["se_clustered"]

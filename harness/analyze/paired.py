@@ -119,9 +119,10 @@ def power_block(d: np.ndarray, alpha: float = ALPHA, power: float = POWER) -> di
         out["mde_reason"] = f"{n} items cannot reach {power:.0%} power at any difference"
     else:
         out["mde_pp"] = round(100 * m, 2)
-        if m > psi:  # |delta| <= psi always: the detectable difference is not reachable at this discordance
-            out["mde_note"] = (f"larger than the observed discordance ({100 * psi:.1f} pp): no difference possible "
-                               "at this disagreement rate is detectable")
+        reach = float(np.mean(np.abs(d)))  # |mean d| <= mean |d| (= the discordant share when k = 1)
+        if m > reach:
+            out["mde_note"] = (f"above {100 * reach:.1f} pp, the largest difference these items' disagreements "
+                               "allow: no difference at this disagreement rate is detectable")
     if delta == 0:
         out["items_needed_reason"] = "the observed difference is zero"
     else:

@@ -75,17 +75,19 @@ def detectable(s: dict[str, Any]) -> str:
         name = LABELS.get(bench, bench)
         unit = "items" if p.get("test", "").startswith("mcnemar") else "items (per-item mean over the samples)"
         if p.get("mde_pp") is None:
-            sents.append(f"On {name} nothing can be said about power: {p.get('mde_reason', 'undefined')}.")
+            sents.append(f"On {name}, {p.get('mde_reason', 'the power is undefined')}.")
             continue
         disc, n = p.get("discordance"), p.get("n", b["n"])
-        sent = (f"On {name}, with {n} {unit} and the observed discordance ({100 * disc:.1f}%), the study detects a difference "
-                f"of {p['mde_pp']:.1f} pp or more")
+        spread = (f"the observed discordance ({100 * disc:.1f}%)" if p.get("test", "").startswith("mcnemar")
+                  else f"the observed mean squared per-item difference ({disc:.3f})")
+        sent = (f"On {name}, with {n} {unit} and {spread}, the study detects a difference "
+                f"of {p['mde_pp']:.1f} pp or more" + (f" ({p['mde_note']})" if p.get("mde_note") else ""))
         if p.get("items_needed") is not None:
             sent += (f"; the observed {r.pp(p['delta_pp'])} would need about {p['items_needed']:,} items"
                      + (" (fewer than it has)" if p["items_needed"] <= n else ""))
         elif p.get("items_needed_reason"):
             sent += f"; {p['items_needed_reason']}"
-        sents.append(sent + (f" ({p['mde_note']})." if p.get("mde_note") else "."))
+        sents.append(sent + ".")
     if not sents:
         return ""
     return ("### 4.5 What this study can detect\n\n"
@@ -116,8 +118,12 @@ def repeats_section(s: dict[str, Any]) -> str:
         p = e.get("paired") or {}
         if p:
             perm = p.get("permutation") or {}
-            how = (f"exact over {perm.get('flips'):,} sign patterns" if p.get("test") == "sign_flip_exact"
-                   else f"{perm.get('flips', 0):,} random sign flips, seed {perm.get('seed')}")
+            if not perm.get("nonzero_items"):
+                how = "no item differs"
+            elif p.get("test") == "sign_flip_exact":
+                how = f"exact over all {perm.get('flips'):,} sign patterns of {perm['nonzero_items']} differing items"
+            else:
+                how = f"{perm.get('flips', 0):,} random sign flips, seed {perm.get('seed')}"
             out.append(f"Paired on per-item mean accuracy: Δ avg@k {r.pp(p.get('delta_pp'))}, 95% CI {_ci(p.get('delta_ci95'))}, "
                        f"sign-flip permutation p = {r.pval(p.get('p_value'))} ({how}); Holm p = {r.pval(p.get('p_holm'))}. "
                        f"The 2×2 cells count each model's majority of correct samples per item.\n")
