@@ -19,6 +19,7 @@ from harness.records import SchemaVersionError
 # Modules that contribute subcommands, in help order.
 STAGE_MODULES = (
     "harness.commands.validate",
+    "harness.commands.plan",
     "harness.fetch",
     "harness.serve",
     "harness.proxy",

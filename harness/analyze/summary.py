@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import SCHEMA_VERSION
-from harness.analyze import stats
+from harness.analyze import cost, ifeval_inst, repeats, stats
+from harness.analyze import paired as paired_stats
 from harness.analyze.categories import Taxonomy
 from harness.analyze.load import PRIMARY_METRIC, BenchData, RunData, humaneval_name
 
@@ -125,6 +126,7 @@ class Analysis:
             if self.cand in per and self.base in per:
                 full = compare(_outcomes(per[self.cand], proto), _outcomes(per[self.base], proto))
                 paired = {k: full[k] for k in PAIRED_KEYS}
+                paired.update(paired_stats.extend_k1({0: _outcomes(per[self.cand], proto)}, {0: _outcomes(per[self.base], proto)}))
                 n = full["n"]
                 note.update(stars=full["stars"], paired_n=full["n"], only_in_candidate=full["only_in_candidate"],
                             only_in_baseline=full["only_in_baseline"])
@@ -136,22 +138,28 @@ class Analysis:
                                             for p in protocols if all(p in per[m].outcomes for m in self.models)}
             else:
                 note["unpaired"] = f"only {', '.join(sorted(per))} has {bench}: scored, not paired"
-            if any(len(bd.repeats) > 1 for bd in per.values()):
-                note["pairing"] = "scores and paired tests use the first repeat (seed order); avg@k / pass@k below use all"
-                note["avg_at_k"] = {}
-                for m, bd in per.items():
-                    reps = bd.outcomes.get(proto, {})
-                    accs = [sum(v.values()) / len(v) for v in reps.values() if v]
-                    note["avg_at_k"][m] = {"k": len(accs), "mean_accuracy": round(statistics.fmean(accs), 4) if accs else None}
-                    if bench == "humaneval_plus" and proto in bd.passes:
-                        ps = bd.passes[proto]
-                        kmax = min(n_ for n_, _ in ps.values())
-                        note.setdefault("pass_at_k", {})[m] = {
-                            f"pass@{k}": round(statistics.fmean(stats.pass_at_k(n_, c, k) for n_, c in ps.values()), 4)
-                            for k in sorted({1, kmax})}
+            extra: dict[str, Any] = {}
+            if any(len(bd.repeats) > 1 for bd in per.values()):  # k > 1: avg@k scores, item-level paired test
+                note["pairing"] = ("scores are avg@k over all samples (correct/n count samples); the paired test is a sign-flip "
+                                   "permutation test on per-item mean accuracy; per-question and category tables use the first repeat")
+                extra["repeats"] = rs = repeats.repeat_stats(per, self.cand, self.base, proto, bench, self.rd)
+                note["avg_at_k"] = {m: {"k": e["k"], "mean_accuracy": e["avg_at_k"]} for m, e in rs["models"].items()}
+                note["pass_at_k"] = {m: e["pass_at"] for m, e in rs["models"].items()}
+                scores = {m: repeats.score_block(bd.outcomes.get(proto, {})) for m, bd in per.items()}
+                if paired is not None:
+                    paired = repeats.paired_block(per[self.cand].outcomes.get(proto, {}), per[self.base].outcomes.get(proto, {}))
+                    note.update(stars=paired.pop("stars"), paired_n=paired["n"])
+            if bench == "ifeval":
+                extra["instruction_level"] = ifeval_inst.instruction_level(
+                    {m: bd.inst.get(proto, {}) for m, bd in per.items()}, self.cand, self.base)
             benches[bench] = {"metric": PRIMARY_METRIC.get(bench, "exact_match"), "protocol": proto, "n": n,
-                              "scores": scores, "paired": paired, "protocols": protocols}
+                              "scores": scores, "paired": paired, "protocols": protocols, **extra}
             notes[bench] = note
+        self.family = paired_stats.apply_holm(benches)
+        for bench, note in notes.items():  # stars follow the Holm-adjusted p (raw p for pooled rows)
+            if benches[bench]["paired"]:
+                note["stars_raw"] = stats.stars(benches[bench]["paired"]["p_value"])
+                note["stars"] = stats.stars(paired_stats.decision_p(benches[bench]["paired"]))
         return benches, notes
 
     # -- per question ------------------------------------------------------------------------
@@ -485,6 +493,8 @@ def build_summary(rd: RunData, candidate: str, baseline: str, taxonomy: Taxonomy
     summary: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "run": rd.run_dir.name, "generated_at": utc_now(),
                                "candidate": candidate, "baseline": baseline, "benchmarks": benchmarks,
                                "benchmark_notes": notes}
+    summary["statistics"] = paired_stats.statistics_section(an.family)
+    summary["cost"] = cost.cost(an.data, an.primary)
     summary["per_question"] = an.per_question()
     summary["categories"] = cats
     summary["reasoning_volume"] = an.reasoning_volume()

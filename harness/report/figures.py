@@ -113,4 +113,7 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
         _save(fig, out / "reasoning_vs_correctness.png")
         plt.close(fig)
         figs["reasoning_vs_correctness"] = "figures/reasoning_vs_correctness.png"
+    from harness.report.cost_figure import cost_figure  # 5. cost of answers (issue 11)
+
+    figs.update(cost_figure(summary, out))
     return figs

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from harness.report import stats_sections as more
 from harness.report.figures import LABELS
 
 SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -71,11 +72,11 @@ class Report:
         p = self.B[bench].get("paired")
         if not p or p["delta_pp"] is None:
             return "not paired"
-        sig = p["p_value"] is not None and p["p_value"] < 0.05
+        sig = more.decision_p(p) is not None and more.decision_p(p) < 0.05  # Holm-adjusted when in the family
         if p["delta_pp"] > 0:
-            return "improved" + ("" if sig else " (not significant)")
+            return "improved" + ("" if sig else " (not significant)") + more.pooled_suffix(p)
         if p["delta_pp"] < 0:
-            return "degraded" + ("" if sig else " (not significant)")
+            return "degraded" + ("" if sig else " (not significant)") + more.pooled_suffix(p)
         return "unchanged"
 
     # ---------------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ class Report:
             p = b.get("paired") or {}
             rows.append([LABELS.get(bench, bench), b["metric"], b["protocol"], b["n"], frac(b["scores"].get(self.c)),
                          frac(b["scores"].get(self.b)), pp(p.get("delta_pp")),
-                         f"p = {pval(p.get('p_value'))} ({self.notes.get(bench, {}).get('stars', 'n/a')})" if p else "not paired"])
+                         f"{more.p_text(p)} ({self.notes.get(bench, {}).get('stars', 'n/a')})" if p else "not paired"])
         return rows
 
     def sec_exec(self) -> None:
@@ -121,8 +122,8 @@ class Report:
             p = b.get("paired")
             if not p or p["delta_pp"] is None:
                 continue
-            label = f"{LABELS.get(bench, bench)} ({pp(p['delta_pp'])}, p = {pval(p['p_value'])}, Cohen's h {p['cohens_h']:+.2f} {p['effect']})"
-            if p["p_value"] < 0.05:
+            label = f"{LABELS.get(bench, bench)} ({pp(p['delta_pp'])}, {more.p_text(p)}, Cohen's h {p['cohens_h']:+.2f} {p['effect']})"
+            if more.decision_p(p) < 0.05:
                 (gains if p["delta_pp"] > 0 else losses).append(label)
             else:
                 flat.append(label)
@@ -183,6 +184,7 @@ class Report:
         self.w("McNemar's test on paired items: exact binomial when discordant pairs < 25, chi-square with continuity correction "
                "otherwise (the test used is named per row). 95% intervals are Wilson score intervals. Effect size: Cohen's h "
                "(|h| < 0.2 negligible, < 0.5 small, < 0.8 medium, else large). Stars: *** p < 0.001, ** p < 0.01, * p < 0.05, ns otherwise.\n")
+        self.w(more.methods_text(self.s))
 
     def sec_scorecard(self) -> None:
         self.w("### 3.1 Full results\n")
@@ -215,6 +217,7 @@ class Report:
             rows.append([LABELS.get(bench, bench), b["n"], p["both"], p["only_candidate"], p["only_baseline"], p["neither"],
                          pval(p["p_value"]), p["test"], self.notes[bench]["stars"], f"h={p['cohens_h']:+.3f} ({p['effect']})"])
         self.w(table(["Benchmark", "n", "Both ✅", f"Only {self.c} ✅", f"Only {self.b} ✅", "Both ❌", "p-value", "Test", "Sig", "Cohen's h"], rows))
+        self.w("Sig follows the Holm-adjusted p (4.4); the p-value column is the raw test.\n")
         self.w("### 4.2 Confidence intervals (95%, Wilson score)\n")
         rows = []
         for bench, b in self.B.items():
@@ -231,8 +234,10 @@ class Report:
             ratio = (f"{p['only_candidate'] / p['only_baseline']:.1f}:1" if p["only_baseline"] else "all") if p["only_candidate"] >= p["only_baseline"] \
                 else (f"1:{p['only_baseline'] / p['only_candidate']:.1f}" if p["only_candidate"] else "none")
             self.w(f"- **{LABELS.get(bench, bench)}**: {disc} discordant items ({p['only_candidate']} only {self.c}, {p['only_baseline']} only "
-                   f"{self.b}; ratio {ratio}); p = {pval(p['p_value'])} ({self.notes[bench]['stars']}).")
+                   f"{self.b}; ratio {ratio}); {more.p_text(p)} ({self.notes[bench]['stars']}).")
         self.w("")
+        self.w(more.paired_beyond(self.s))
+        self.w(more.repeats_section(self.s))
 
     def sec_aime(self) -> None:
         if not any(b in self.B for b in ("aime24", "aime25")):
@@ -305,6 +310,7 @@ class Report:
                  (r.get("paired") or {}).get("test", "—")] for r in cat["categories"]]
         self.w(table(["Category", "n", "p-value", "Sig", "Test"], rows))
         self.figure("category_deltas", "per-category deltas")
+        self.w(more.ifeval_instruction(self.s))
 
     def sec_humaneval(self) -> None:
         if "humaneval_plus" not in self.B:
@@ -374,6 +380,7 @@ class Report:
         if known:
             self.w(f"In {len(longer_wrong)} of {len(known)} model × benchmark pairs, wrong answers come with longer reasoning than right ones.\n")
         self.figure("reasoning_vs_correctness", "reasoning vs correctness")
+        self.w(more.cost_section(self.s, self.fig))
 
     def sec_training(self) -> None:
         td = self.s.get("training_data")
