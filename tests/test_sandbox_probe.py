@@ -115,7 +115,7 @@ def test_isolation_unavailable_refuses_unless_allowed(run_dir: Path, no_namespac
     results = json.loads(Path(info["results"]).read_text())["eval"]
     assert all(r[0]["base_status"] == "pass" for r in results.values())
 
-    summary = {"benchmarks": {}, "validity": {}, "provenance": manifest, "candidate": "a", "baseline": "b"}
+    summary = {"benchmarks": {}, "validity": {"per_model_benchmark": [], "protocol_comparison": []}, "provenance": manifest, "candidate": "a", "baseline": "b"}
     text = _render_validity(summary)
     assert "Unisolated execution of generated code was explicitly allowed" in text
     assert "cli --unsafe-allow-unsandboxed-code" in text and "network FAIL" in text
@@ -125,10 +125,10 @@ def test_isolation_unavailable_refuses_unless_allowed(run_dir: Path, no_namespac
 def test_report_states_the_probe_and_its_absence() -> None:
     ok = {"mode": "native", "measured": "2026-01-01T00:00:00Z", "passed": True, "allow_unisolated": False,
           "checks": {k: {"passed": True} for k in ("network", "root", "writes")}, "failures": []}
-    text = _render_validity({"benchmarks": {}, "validity": {}, "provenance": {"sandbox": ok}})
+    text = _render_validity({"benchmarks": {}, "validity": {"per_model_benchmark": [], "protocol_comparison": []}, "provenance": {"sandbox": ok}})
     assert "Sandbox (native, probed 2026-01-01T00:00:00Z): network pass, not root on the host pass" in text
     assert "explicitly allowed" not in text
-    text = _render_validity({"benchmarks": {"humaneval_plus": {}}, "validity": {}, "provenance": {}})
+    text = _render_validity({"benchmarks": {"humaneval_plus": {}}, "validity": {"per_model_benchmark": [], "protocol_comparison": []}, "provenance": {}})
     assert "No probe recorded" in text
 
 
