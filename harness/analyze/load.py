@@ -74,6 +74,7 @@ class RunData:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     proxy: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> summary
     sentence_data: dict[str, Any] | None = None
+    rescore_cache: Any = None  # rescore_cache.RescoreCache, opened by the first re-score
 
 
 def _input(rd: RunData, path: Path, stats: JsonlReadStats | None = None) -> None:
@@ -158,6 +159,7 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
     need_rescore = False
     docs: dict[str, dict[str, Any]] = {}
     raw_texts: dict[tuple[int, str], str] = {}
+    recorded: dict[tuple[int, str], tuple[str | None, dict[str, Any]]] = {}  # what lm-eval scored, and its metrics
     for rep, (f, res, seed) in enumerate(runs):
         stats = JsonlReadStats(str(f))
         bd.repeats.append({"repeat": rep, "seed": seed, "samples": f.name,
@@ -206,6 +208,8 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
                 bd.gens[rep][item] = _gen_from_text(raw)
                 if imported and filt == "none":
                     raw_texts[(rep, item)] = raw
+                    recorded[(rep, item)] = (scored if isinstance(scored, str) else None,
+                                             {k: rec[k] for k in (metric, "inst_level_strict_acc") if k in rec})
                 try:
                     args = as_obj(rec.get("arguments"))
                     msgs = json.loads(as_obj(args["gen_args_0"]["arg_0"])[0])
@@ -220,32 +224,123 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
     if bd.duplicates:
         bd.warnings.append(f"{bd.duplicates} duplicate doc id(s); the first of each kept")
     if need_rescore and "reasoning_stripped" not in bd.outcomes:
-        _rescore(rd, bd, docs, raw_texts)
+        _rescore(rd, bd, docs, raw_texts, recorded)
     return bd
 
 
-def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_texts: dict[tuple[int, str], str]) -> None:
-    """Score the reasoning-stripped text of imported samples with lm-eval's own scorer."""
+def _recorded_result(bench: str, rec: dict[str, Any]) -> dict[str, Any] | None:
+    """lm-eval's recorded per-doc metrics in `scoring.kept_result` form; None when incomplete."""
+    metric = "exact_match" if bench != "ifeval" else "prompt_level_strict_acc"
+    if metric not in rec:
+        return None
+    out: dict[str, Any] = {metric: _truthy(rec[metric])}
+    if bench == "ifeval":
+        inst = as_obj(rec.get("inst_level_strict_acc"))
+        if not isinstance(inst, list) or not inst:
+            return None
+        out["inst_level_strict_acc"] = [bool(x) for x in inst]
+    return out
+
+
+IFEVAL_VARIANTS = range(1, 8)  # extra seeded draws per random-dependent document (range_over_random_draws)
+DEPENDENCE_VARIANT = -1  # re-score cache entry {"random_dependent": bool} of a document (no text)
+
+
+def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_texts: dict[tuple[int, str], str],
+             recorded: dict[tuple[int, str], tuple[str | None, dict[str, Any]]] | None = None) -> None:
+    """Score the reasoning-stripped text of imported samples with lm-eval's own scorer.
+
+    Three sources, in this order, give the same numbers: (1) lm-eval's recorded metrics when the
+    stripped text is the text lm-eval scored and the score cannot depend on random draws (IFEval
+    documents whose checkers draw are always re-scored with the per-document seed); (2) the run's
+    re-score cache; (3) lm-eval's scorer, over processes (scoring.score_many).
+    """
     from harness.analyze import scoring
+    from harness.analyze.rescore_cache import RescoreCache, doc_sha, text_sha
     from harness.reasoning import strip_reasoning
 
-    if bd.bench == "ifeval":
+    ifeval = bd.bench == "ifeval"
+    if ifeval:
         rd.sentence_data = scoring.ensure_sentence_data()
-    info: dict[str, Any] = {"scorer": f"lm_eval.tasks.{'ifeval' if bd.bench == 'ifeval' else 'aime'}.utils.process_results",
+    info: dict[str, Any] = {"scorer": f"lm_eval.tasks.{'ifeval' if ifeval else 'aime'}.utils.process_results",
                             "rule": "harness.reasoning.strip_reasoning (text after the last </think>; unclosed -> '')"}
+    metric = "exact_match" if not ifeval else "prompt_level_strict_acc"
+    recorded = recorded or {}
+    texts = {key: strip_reasoning(raw) for key, raw in raw_texts.items()}
+    if rd.rescore_cache is None:
+        rd.rescore_cache = RescoreCache.for_run(rd.run_dir)
+    cache: RescoreCache = rd.rescore_cache
+    version = scoring.scorer_version(bd.bench)
+    doc_hashes: dict[str, str] = {}
+    dependent: dict[str, bool] = {}
+
+    def doc_hash(item: str) -> str:
+        if item not in doc_hashes:
+            doc_hashes[item] = doc_sha(docs[item])
+        return doc_hashes[item]
+
+    def is_dependent(item: str) -> bool:
+        """scoring.random_dependent, through the cache (it needs lm-eval imported: seconds)."""
+        if not ifeval:
+            return False
+        if item not in dependent:
+            key = (version, bd.bench, item, doc_hash(item), "", DEPENDENCE_VARIANT)
+            found = cache.get(key)
+            if found is None:
+                found = {"random_dependent": scoring.random_dependent(docs[item])}
+                cache.put(key, found)
+            dependent[item] = bool(found["random_dependent"])
+        return dependent[item]
+
+    # What each (repeat, item) needs: the recorded result, or scores of (text, variant) pairs.
+    results: dict[tuple[int, str], dict[str, Any]] = {}
+    wanted: dict[tuple[int, str], list[int]] = {}
+    for (rep, item), text in texts.items():
+        rec_text, rec_metrics = recorded.get((rep, item), (None, {}))
+        reuse = _recorded_result(bd.bench, rec_metrics) if text == rec_text and not is_dependent(item) else None
+        if reuse is not None:
+            results[(rep, item)] = reuse
+        variants = [0] if reuse is None else []
+        if ifeval and rep == 0 and is_dependent(item):
+            variants += list(IFEVAL_VARIANTS)
+        if variants:
+            wanted[(rep, item)] = variants
+    scores: dict[tuple[str, str, str, str, str, int], dict[str, Any]] = {}
+    todo: dict[tuple[str, str, str, str, str, int], scoring.Job] = {}
+    for (rep, item), variants in wanted.items():
+        text = texts[(rep, item)]
+        for v in variants:
+            key = (version, bd.bench, item, doc_hash(item), text_sha(text), v)
+            hit = cache.get(key)
+            if hit is not None:
+                scores[key] = hit
+            elif key not in todo:
+                todo[key] = (bd.bench, docs[item], text, v)
+    if todo:
+        for key, res in zip(todo, scoring.score_many(list(todo.values()))):
+            scores[key] = res
+            cache.put(key, res)
+    cache.flush()
+    log.info("%s/%s reasoning_stripped: %d of %d texts unchanged (lm-eval's recorded metric reused); "
+             "%d scores from the re-score cache, %d computed", bd.model, bd.bench, len(results), len(texts),
+             len(scores) - len(todo), len(todo))
+
+    def score(rep: int, item: str, v: int) -> dict[str, Any]:
+        if v == 0 and (rep, item) in results:
+            return results[(rep, item)]
+        return scores[(version, bd.bench, item, doc_hash(item), text_sha(texts[(rep, item)]), v)]
+
     unstable: list[str] = []
     lo_hi = [0, 0]
     flags = bd.scored_text_flags.setdefault("reasoning_stripped", {"n": 0, "with_reasoning": 0, "unclosed": 0, "empty": 0})
-    for (rep, item), raw in raw_texts.items():
-        text = strip_reasoning(raw)
-        res = scoring.score_lm_eval(bd.bench, docs[item], text)
-        metric = "exact_match" if bd.bench != "ifeval" else "prompt_level_strict_acc"
+    for (rep, item), text in texts.items():
+        res = score(rep, item, 0)
         ok = _truthy(res[metric])
         bd.outcomes.setdefault("reasoning_stripped", {}).setdefault(rep, {})[item] = ok
-        if bd.bench == "ifeval":
+        if ifeval:
             bd.inst.setdefault("reasoning_stripped", {}).setdefault(rep, {})[item] = [bool(x) for x in res["inst_level_strict_acc"]]
-            if rep == 0 and scoring.random_dependent(docs[item]):
-                outs = {ok} | {_truthy(scoring.score_ifeval(docs[item], text, v)[metric]) for v in range(1, 8)}
+            if rep == 0 and is_dependent(item):
+                outs = {ok} | {_truthy(score(rep, item, v)[metric]) for v in IFEVAL_VARIANTS}
                 if len(outs) > 1:
                     unstable.append(item)
                     lo_hi[0] -= ok
@@ -254,7 +349,7 @@ def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_te
             flags["n"] += 1
             flags["with_reasoning"] += ("<think>" in text or "</think>" in text)
             flags["empty"] += (not text.strip())
-    if bd.bench == "ifeval":
+    if ifeval:
         correct = sum(bd.outcomes["reasoning_stripped"].get(0, {}).values())
         info["random_dependent_items"] = sorted(unstable, key=lambda s: (len(s), s))
         info["range_over_random_draws"] = [correct + lo_hi[0], correct + lo_hi[1]]
