@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import multiprocessing
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,24 @@ def test_processes_give_the_serial_results() -> None:
     jobs = _base_jobs()
     assert len(jobs) >= scoring.MIN_PARALLEL_JOBS
     assert scoring.score_many(jobs, workers=2) == scoring.score_many(jobs, workers=1)
+
+
+def test_workers_are_spawned_while_other_threads_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork would copy locks other threads hold: with a thread alive, workers start fresh (spawn)."""
+    methods: list[str] = []
+    real = multiprocessing.get_context
+    monkeypatch.setattr(scoring.multiprocessing, "get_context", lambda m=None: methods.append(m) or real(m))
+    jobs = _base_jobs()[: scoring.MIN_PARALLEL_JOBS]
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        got = scoring.score_many(jobs, workers=2)
+    finally:
+        stop.set()
+        thread.join()
+    assert methods == ["spawn"]
+    assert got == scoring.score_many(jobs, workers=1)
 
 
 def test_langdetect_ngram_memo_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -321,9 +321,9 @@ def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_te
             scores[key] = res
             cache.put(key, res)
     cache.flush()
-    log.info("%s/%s reasoning_stripped: %d of %d texts unchanged (lm-eval's recorded metric reused); "
-             "%d scores from the re-score cache, %d computed", bd.model, bd.bench, len(results), len(texts),
-             len(scores) - len(todo), len(todo))
+    log.info("%s/%s reasoning_stripped: %d texts, %d unchanged (lm-eval's metric reused); %d scores from "
+             "the re-score cache, %d computed", bd.model, bd.bench, len(texts), len(results), len(scores) - len(todo),
+             len(todo))
 
     def score(rep: int, item: str, v: int) -> dict[str, Any]:
         if v == 0 and (rep, item) in results:

@@ -140,10 +140,10 @@ class RescoreCache:
         """Append the new entries (one write, under an exclusive lock); compact when mostly dead weight."""
         if not self.pending:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # A leading newline ends a line torn by an earlier crash, so it spoils only itself.
         data = ("\n" + "\n".join(self._line(k, r) for k, r in self.pending.items()) + "\n").encode("utf-8")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._locked() as fd:
                 view = memoryview(data)
                 while view:  # one write in practice; a short write continues where it stopped
