@@ -25,12 +25,18 @@ REPO = Path(__file__).resolve().parents[1]
 REF = REPO / "reference" / "lm-eval-outputs"
 # (model, benchmark, samples, results), as reference/README.md lists them
 FILES = [
-    ("distilled", "aime24", "samples_aime24_2026-02-21T18-01-15.400547.jsonl", "aime24_2026-02-21T18-01-15.400547.json"),
-    ("distilled", "aime25", "samples_aime25_2026-02-21T18-00-36.367478.jsonl", "aime25_2026-02-21T18-00-36.367478.json"),
-    ("distilled", "ifeval", "samples_ifeval_2026-02-21T18-52-43.750841.jsonl", "ifeval_2026-02-21T18-52-43.750841.json"),
-    ("base", "aime24", "samples_aime24_2026-02-21T20-53-11.560634.jsonl", "qwen3-14b-aime24_2026-02-21T20-53-11.560634.json"),
-    ("base", "aime25", "samples_aime25_2026-02-21T20-31-30.971709.jsonl", "qwen3-14b-aime25_2026-02-21T20-31-30.971709.json"),
-    ("base", "ifeval", "samples_ifeval_2026-02-21T21-45-55.981090.jsonl", "qwen3-14b-ifeval_2026-02-21T21-45-55.981090.json"),
+    ("distilled", "aime24", "samples_aime24_2026-02-21T18-01-15.400547.jsonl",
+     "aime24_2026-02-21T18-01-15.400547.json"),
+    ("distilled", "aime25", "samples_aime25_2026-02-21T18-00-36.367478.jsonl",
+     "aime25_2026-02-21T18-00-36.367478.json"),
+    ("distilled", "ifeval", "samples_ifeval_2026-02-21T18-52-43.750841.jsonl",
+     "ifeval_2026-02-21T18-52-43.750841.json"),
+    ("base", "aime24", "samples_aime24_2026-02-21T20-53-11.560634.jsonl",
+     "qwen3-14b-aime24_2026-02-21T20-53-11.560634.json"),
+    ("base", "aime25", "samples_aime25_2026-02-21T20-31-30.971709.jsonl",
+     "qwen3-14b-aime25_2026-02-21T20-31-30.971709.json"),
+    ("base", "ifeval", "samples_ifeval_2026-02-21T21-45-55.981090.jsonl",
+     "qwen3-14b-ifeval_2026-02-21T21-45-55.981090.json"),
 ]
 SKIP = {"generated_at"}  # differs between any two analyses by design
 
@@ -44,7 +50,7 @@ def timed(cmd: list[str]) -> dict[str, float]:
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)  # noqa: S603 (our own CLI)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -66,7 +72,7 @@ def diff(a: object, b: object, path: str = "") -> list[str]:
                 out += diff(a[k], b[k], f"{path}/{k}")
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{path}[{i}]")]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in diff(x, y, f"{path}[{i}]")]
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for model, bench, samples, results in FILES:
         cmd = harness_cmd("import", "--run", str(run), "--model", model, "--benchmark", bench,
                           str(REF / f"{samples}.gz"), str(REF / f"{results}.gz"))
-        subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+        subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)  # noqa: S603 (our own CLI)
     analyze = harness_cmd("analyze", "--run", str(run), "--candidate", "distilled", "--baseline", "base")
     cache = run / "analysis" / "rescore_cache.jsonl"
     summary = run / "analysis" / "summary.json"

@@ -86,19 +86,18 @@ def test_rerun_uses_cache_and_a_changed_text_is_rescored(run: Path, spy: list[li
     # Change one base answer (after </think>) of a document whose score cannot depend on random draws.
     path = next((run / "raw" / "base" / "ifeval").glob("samples_*.jsonl"))
     lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        rec = json.loads(line)
-        doc = as_obj(rec["doc"])
-        raw = as_obj(rec["resps"])[0][0]
-        if "</think>" in raw and not scoring.random_dependent(doc):
-            break
+    i = next(n for n, line in enumerate(lines) if "</think>" in as_obj(json.loads(line)["resps"])[0][0]
+             and not scoring.random_dependent(as_obj(json.loads(line)["doc"])))
+    rec = json.loads(lines[i])
+    doc, raw = as_obj(rec["doc"]), as_obj(rec["resps"])[0][0]
     new_text = raw + "\n\nP.S. THIS LINE WAS ADDED BY THE TEST, IN CAPITALS."
     rec["resps"] = repr([[new_text]])
     lines[i] = json.dumps(rec)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     spy.clear()
     changed = load.load_run(run)
-    assert [[(j[1]["key"], j[2], j[3]) for j in batch] for batch in spy] == [[(doc["key"], strip_reasoning(new_text), 0)]]
+    scored_now = [[(j[1]["key"], j[2], j[3]) for j in batch] for batch in spy]
+    assert scored_now == [[(doc["key"], strip_reasoning(new_text), 0)]]
     item = str(doc["key"])
     expect = scoring.score_job(("ifeval", doc, strip_reasoning(new_text), 0))
     bd = changed.benches[("base", "ifeval")]

@@ -317,7 +317,7 @@ def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_te
             elif key not in todo:
                 todo[key] = (bd.bench, docs[item], text, v)
     if todo:
-        for key, res in zip(todo, scoring.score_many(list(todo.values()))):
+        for key, res in zip(todo, scoring.score_many(list(todo.values())), strict=True):
             scores[key] = res
             cache.put(key, res)
     cache.flush()

@@ -112,9 +112,10 @@ class RescoreCache:
             return None
         k, res = obj.get("key"), obj.get("result")
         if (not isinstance(k, list) or len(k) != 6 or not all(isinstance(x, str) for x in k[:5])
-                or not isinstance(k[5], int) or isinstance(k[5], bool) or not _valid_result(res)):
+                or not isinstance(k[5], int) or isinstance(k[5], bool) or not isinstance(res, dict)
+                or not _valid_result(res)):
             return None
-        return (k[0], k[1], k[2], k[3], k[4], k[5]), res
+        return (str(k[0]), str(k[1]), str(k[2]), str(k[3]), str(k[4]), int(k[5])), res
 
     @staticmethod
     def _line(key: Key, res: dict[str, Any]) -> str:

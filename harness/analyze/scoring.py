@@ -2,7 +2,8 @@
 
 Imported lm-eval files only hold what the tool scored (filter `none`: the raw text, reasoning
 included). To put them on the `reasoning_stripped` protocol we apply the very same scorer
-functions lm-eval used to `strip_reasoning(raw response)`; nothing is re-implemented here.
+functions lm-eval used to `strip_reasoning(raw response)`; nothing is re-implemented here (for
+IFEval only the strict half of `process_results` runs: see `score_ifeval`).
 IFEval's sentence-splitter data comes from harness.nltk_data (what was used is recorded).
 
 `score_many` spreads a batch of re-scores over processes (not threads: some lm-eval scorers use
@@ -20,7 +21,7 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ def _version(dist: str) -> str:
         return "absent"
 
 
-@lru_cache(maxsize=None)
+@cache
 def scorer_version(bench: str) -> str:
     """What a re-score of `bench` depends on besides doc and text, hashed: a change means a cache miss.
 
@@ -231,7 +232,9 @@ def default_workers() -> int:
         try:
             return max(1, int(env))
         except ValueError:
-            raise ValueError(f"HARNESS_ANALYZE_WORKERS={env!r}: expected a whole number of processes") from None
+            from harness.cli import UsageError
+
+            raise UsageError(f"HARNESS_ANALYZE_WORKERS={env!r}: expected a whole number of processes") from None
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -269,8 +272,9 @@ def score_many(jobs: list[Job], workers: int | None = None) -> list[dict[str, An
     gc.freeze()
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for idxs, results in zip(chunks, pool.map(_score_chunk, [[jobs[i] for i in c] for c in chunks])):
-                for i, r in zip(idxs, results):
+            batches = pool.map(_score_chunk, [[jobs[i] for i in c] for c in chunks])
+            for idxs, results in zip(chunks, batches, strict=True):
+                for i, r in zip(idxs, results, strict=True):
                     out[i] = r
     finally:
         gc.unfreeze()
