@@ -71,15 +71,21 @@ def _rescored(rd: load.RunData) -> dict[str, Any]:
 
 def test_rerun_uses_cache_and_a_changed_text_is_rescored(run: Path, spy: list[list[scoring.Job]]) -> None:
     cold = load.load_run(run)
-    assert spy and (run / "analysis" / CACHE_FILE).is_file()
-    scored = [j for batch in spy for j in batch]
-    # distilled texts carry no reasoning: only its random-dependent documents reach the scorer
-    dist_docs = {str(j[1]["key"]) for j in scored if j[2] in {strip_reasoning(t) for t in _texts(run, "distilled")}}
-    assert 0 < len(dist_docs) < SUBSET
+    assert len(spy) == 2 and (run / "analysis" / CACHE_FILE).is_file()  # base, then distilled
+    # distilled texts carry no reasoning: only its random-dependent documents reach the scorer, and
+    # of those only texts base did not already have (both answered '' to some prompts: one score)
+    stripped = {m: {str(as_obj(r["doc"])["key"]): strip_reasoning(as_obj(r["resps"])[0][0])
+                    for r in map(json.loads, _lines(FILES[m][0]))} for m in FILES}
+    dependent = {str(as_obj(json.loads(line)["doc"])["key"]) for line in _lines(FILES["distilled"][0])
+                 if scoring.random_dependent(as_obj(json.loads(line)["doc"]))}
+    expected = {k for k in dependent if stripped["distilled"][k] != stripped["base"][k]}
+    assert {str(j[1]["key"]) for j in spy[1]} == expected and 0 < len(expected) < SUBSET
     assert all(cold.benches[("base", "ifeval")].rescored["range_over_random_draws"])
 
     spy.clear()
-    warm = load.load_run(run)
+    with pytest.MonkeyPatch.context() as mp:  # a warm run needs neither the scorers nor lm-eval's registry
+        mp.setattr(scoring, "random_dependent", lambda doc: pytest.fail("random_dependent called on a warm run"))
+        warm = load.load_run(run)
     assert spy == []  # everything came from the cache or the recorded metrics
     assert _rescored(warm) == _rescored(cold)
 
@@ -107,11 +113,6 @@ def test_rerun_uses_cache_and_a_changed_text_is_rescored(run: Path, spy: list[li
     for part in ("outcomes", "inst"):
         del before["base/ifeval"][part][0][item], after["base/ifeval"][part][0][item]
     assert after == before
-
-
-def _texts(run: Path, model: str) -> list[str]:
-    path = next((run / "raw" / model / "ifeval").glob("samples_*.jsonl"))
-    return [as_obj(json.loads(line)["resps"])[0][0] for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_recorded_metric_is_what_the_scorer_gives() -> None:
