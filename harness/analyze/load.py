@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import LM_EVAL_BENCHMARKS
 from harness.datasets import load_rows
@@ -21,6 +21,9 @@ from harness.hashing import prompt_key
 from harness.importer import as_obj, date_id
 from harness.io import JsonlReadStats, iter_jsonl, sha256_file
 from harness.reasoning import split_reasoning
+
+if TYPE_CHECKING:
+    from harness.analyze.rescore_cache import RescoreCache
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("as_recorded", "reasoning_stripped")
@@ -74,7 +77,7 @@ class RunData:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     proxy: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> summary
     sentence_data: dict[str, Any] | None = None
-    rescore_cache: Any = None  # rescore_cache.RescoreCache, opened by the first re-score
+    rescore_cache: RescoreCache | None = None  # opened by the first re-score
 
 
 def _input(rd: RunData, path: Path, stats: JsonlReadStats | None = None) -> None:
@@ -269,7 +272,7 @@ def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_te
     texts = {key: strip_reasoning(raw) for key, raw in raw_texts.items()}
     if rd.rescore_cache is None:
         rd.rescore_cache = RescoreCache.for_run(rd.run_dir)
-    cache: RescoreCache = rd.rescore_cache
+    cache = rd.rescore_cache
     version = scoring.scorer_version(bd.bench)
     doc_hashes: dict[str, str] = {}
     dependent: dict[str, bool] = {}
