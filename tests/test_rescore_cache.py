@@ -71,7 +71,7 @@ def _rescored(rd: load.RunData) -> dict[str, Any]:
 
 def test_rerun_uses_cache_and_a_changed_text_is_rescored(run: Path, spy: list[list[scoring.Job]]) -> None:
     cold = load.load_run(run)
-    assert len(spy) == 2 and (run / "analysis" / CACHE_FILE).is_file()  # base, then distilled
+    assert len(spy) == 1 and (run / "analysis" / CACHE_FILE).is_file()  # one batch for the whole run
     # distilled texts carry no reasoning: only its random-dependent documents reach the scorer, and
     # of those only texts base did not already have (both answered '' to some prompts: one score)
     stripped = {m: {str(as_obj(r["doc"])["key"]): strip_reasoning(as_obj(r["resps"])[0][0])
@@ -79,7 +79,10 @@ def test_rerun_uses_cache_and_a_changed_text_is_rescored(run: Path, spy: list[li
     dependent = {str(as_obj(json.loads(line)["doc"])["key"]) for line in _lines(FILES["distilled"][0])
                  if scoring.random_dependent(as_obj(json.loads(line)["doc"]))}
     expected = {k for k in dependent if stripped["distilled"][k] != stripped["base"][k]}
-    assert {str(j[1]["key"]) for j in spy[1]} == expected and 0 < len(expected) < SUBSET
+    dist_scored = {str(j[1]["key"]) for j in spy[0] if j[2] == stripped["distilled"][str(j[1]["key"])]
+                   and j[2] != stripped["base"][str(j[1]["key"])]}
+    assert dist_scored == expected and 0 < len(expected) < SUBSET
+    assert len(spy[0]) == len({(j[1]["key"], j[2], j[3]) for j in spy[0]})  # nothing scored twice
     assert all(cold.benches[("base", "ifeval")].rescored["range_over_random_draws"])
 
     spy.clear()

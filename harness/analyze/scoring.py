@@ -249,11 +249,12 @@ def score_many(jobs: list[Job], workers: int | None = None) -> list[dict[str, An
     if workers <= 1 or len(jobs) < MIN_PARALLEL_JOBS:
         return _score_chunk(jobs)
     # Jobs on the same text (a document's seeded variants) stay together, so langdetect's n-gram memo
-    # serves them; groups go longest-text-first to the least loaded of a few chunks per worker.
+    # serves them; groups go longest-text-first to the least loaded of several chunks per worker, and
+    # idle workers take the next chunk (a text's cost depends on which checkers run, not only length).
     groups: dict[tuple[str, str], list[int]] = {}
     for i, (bench, _, text, _) in enumerate(jobs):
         groups.setdefault((bench, text), []).append(i)
-    n_chunks = workers * 3
+    n_chunks = workers * 8
     chunks: list[list[int]] = [[] for _ in range(n_chunks)]
     load = [0] * n_chunks
     for (_, text), idxs in sorted(groups.items(), key=lambda g: -(len(g[0][1]) + 200) * len(g[1])):
