@@ -149,6 +149,17 @@ def test_processes_give_the_serial_results() -> None:
     assert scoring.score_many(jobs, workers=2) == scoring.score_many(jobs, workers=1)
 
 
+def test_no_processes_means_serial_scoring(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError("Resource temporarily unavailable")
+
+    jobs = _base_jobs()[: scoring.MIN_PARALLEL_JOBS]
+    serial = scoring.score_many(jobs, workers=1)
+    monkeypatch.setattr(scoring, "ProcessPoolExecutor", refuse)
+    assert scoring.score_many(jobs, workers=2) == serial
+    assert "scoring in this process" in caplog.text
+
+
 def test_workers_are_spawned_while_other_threads_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fork would copy locks other threads hold: with a thread alive, workers start fresh (spawn)."""
     methods: list[str] = []

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,9 @@ def score_many(jobs: list[Job], workers: int | None = None) -> list[dict[str, An
             for idxs, results in zip(chunks, batches, strict=True):
                 for i, r in zip(idxs, results, strict=True):
                     out[i] = r
+    except (OSError, BrokenProcessPool) as exc:  # no processes to be had (limits, a killed worker): serial
+        log.warning("re-scoring over processes failed (%s); scoring in this process", exc)
+        return _score_chunk(jobs)
     finally:
         gc.unfreeze()
     done = [r for r in out if r is not None]
