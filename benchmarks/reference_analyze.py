@@ -5,7 +5,8 @@ Imports reference/lm-eval-outputs/*.gz into a fresh run directory, deletes any r
 run's re-score cache answers), checks the two summary.json files are equal field by field (except
 generated_at) and prints wall time, CPU time of the analysis processes and the load average seen.
 
-    python benchmarks/reference_analyze.py results/reference-bench [--warm-runs 2] [--compare OLD/summary.json]
+    python benchmarks/reference_analyze.py results/reference-bench [--cold-runs 1] [--warm-runs 2]
+        [--compare OLD/summary.json]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -45,18 +47,32 @@ def harness_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness", *args]  # run from REPO: this checkout's harness package
 
 
+def _busy_s() -> float | None:
+    """CPU seconds all cores have spent busy since boot (/proc/stat), None where unavailable."""
+    try:
+        fields = Path("/proc/stat").read_text(encoding="utf-8").splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(cmd: list[str]) -> dict[str, float]:
-    """Run `cmd`; wall seconds, CPU seconds of it and its children, 1-min load average before."""
+    """Run `cmd`: wall seconds, CPU seconds of it and its children, 1-min load average before, and
+    how many cores other processes kept busy meanwhile (the machine may be shared)."""
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0 = _busy_s()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)  # noqa: S603 (our own CLI)
     wall = time.perf_counter() - t0
+    busy1 = _busy_s()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"{shlex.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu, "load1": load}
+    others = max(0.0, (busy1 - busy0 - cpu) / wall) if busy0 is not None and busy1 is not None else float("nan")
+    return {"wall_s": wall, "cpu_s": cpu, "load1": load, "others": others}
 
 
 def diff(a: object, b: object, path: str = "") -> list[str]:
@@ -79,7 +95,8 @@ def diff(a: object, b: object, path: str = "") -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="?", default="results/reference-bench", help="run directory to (re)create")
-    ap.add_argument("--warm-runs", type=int, default=2, help="unchanged reruns to time (the best is reported)")
+    ap.add_argument("--cold-runs", type=int, default=1, help="analyses with the re-score cache deleted")
+    ap.add_argument("--warm-runs", type=int, default=2, help="unchanged reruns to time")
     ap.add_argument("--compare", type=Path, help="a summary.json (e.g. from another commit) the cold one must equal")
     args = ap.parse_args(argv)
     run = Path(args.run).resolve()
@@ -92,21 +109,23 @@ def main(argv: list[str] | None = None) -> int:
     cache = run / "analysis" / "rescore_cache.jsonl"
     summary = run / "analysis" / "summary.json"
 
-    cache.unlink(missing_ok=True)
-    cold = timed(analyze)
+    cold = []
+    for _ in range(max(1, args.cold_runs)):
+        cache.unlink(missing_ok=True)
+        cold.append(timed(analyze))
     first = json.loads(summary.read_text(encoding="utf-8"))
     warm = [timed(analyze) for _ in range(max(1, args.warm_runs))]
-    best = min(warm, key=lambda r: r["wall_s"])
     changes = diff(first, json.loads(summary.read_text(encoding="utf-8")))
 
     print(f"command: {shlex.join(analyze)}")
     print(f"cores: {len(os.sched_getaffinity(0))}   workers: {os.environ.get('HARNESS_ANALYZE_WORKERS', 'all cores')}")
-    print(f"{'case':<28}{'wall s':>8}{'cpu s':>8}{'load1':>7}")
-    print(f"{'cold (cache deleted)':<28}{cold['wall_s']:>8.2f}{cold['cpu_s']:>8.2f}{cold['load1']:>7.2f}")
-    for i, w in enumerate(warm, 1):
-        print(f"{f'warm (unchanged rerun {i})':<28}{w['wall_s']:>8.2f}{w['cpu_s']:>8.2f}{w['load1']:>7.2f}")
+    print(f"{'case':<26}{'wall s':>8}{'cpu s':>8}{'load1':>7}{'others':>8}   others: cores busy with other processes")
+    for name, runs in (("cold (cache deleted)", cold), ("warm (unchanged)", warm)):
+        for i, r in enumerate(runs, 1):
+            print(f"{f'{name} {i}':<26}{r['wall_s']:>8.2f}{r['cpu_s']:>8.2f}{r['load1']:>7.2f}{r['others']:>8.2f}")
     size = f"{cache.stat().st_size / 1e3:.0f} kB" if cache.is_file() else "none"
-    print(f"warm/cold wall ratio: {best['wall_s'] / cold['wall_s']:.2f}   re-score cache: {size}")
+    ratio = statistics.median(r["wall_s"] for r in warm) / statistics.median(r["wall_s"] for r in cold)
+    print(f"warm/cold wall ratio (medians): {ratio:.2f}   re-score cache: {size}")
     if changes:
         print(f"summary.json changed between cold and warm ({len(changes)} field(s)):", *changes[:20], sep="\n  ")
         return 1

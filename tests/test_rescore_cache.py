@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import multiprocessing
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -186,6 +188,20 @@ def test_langdetect_ngram_memo_changes_nothing(monkeypatch: pytest.MonkeyPatch) 
     assert Detector._extract_ngrams._harness_memo
     monkeypatch.setattr(Detector, "_extract_ngrams", Detector._extract_ngrams._harness_original)
     assert scoring.score_many(jobs, workers=1) == memoized
+
+
+def test_nltk_is_imported_without_sklearn_and_sklearn_still_imports() -> None:
+    """The lean nltk import hides scikit-learn only while nltk imports (fresh interpreter)."""
+    code = ("import sys\n"
+            "from harness.analyze import scoring\n"
+            "info = scoring.ensure_sentence_data()\n"
+            "assert 'nltk' in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)[:5]\n"
+            "from sklearn.preprocessing import LabelEncoder\n"
+            "print(info['source'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip()
 
 
 def _key(i: int, version: str = "v1") -> tuple[str, str, str, str, str, int]:

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,9 +27,34 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.nltk_data import ensure_sentence_data
+from harness import nltk_data
 
 log = logging.getLogger(__name__)
+
+
+def _import_nltk_lean() -> None:
+    """Import nltk without its optional scikit-learn wrapper: about a second less per analysis.
+
+    `import nltk` imports everything nltk has, including `nltk.classify.scikitlearn`, which imports
+    scikit-learn (and through it pandas) inside a try/except ImportError. Neither the sentence-data
+    lookup nor lm-eval's IFEval checkers use that wrapper, so scikit-learn is hidden (a None entry
+    in sys.modules makes its import fail) while nltk is imported, then unhidden: a later
+    `import sklearn` in this process works as usual. Nothing is done when either is imported already.
+    """
+    if "nltk" in sys.modules or "sklearn" in sys.modules:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]
+    try:
+        import nltk  # noqa: F401
+    finally:
+        if sys.modules.get("sklearn", 0) is None:
+            del sys.modules["sklearn"]
+
+
+def ensure_sentence_data() -> dict[str, Any]:
+    """harness.nltk_data.ensure_sentence_data, with nltk imported lean (see `_import_nltk_lean`)."""
+    _import_nltk_lean()
+    return nltk_data.ensure_sentence_data()
 
 
 @lru_cache(maxsize=1)
