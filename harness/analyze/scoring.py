@@ -9,7 +9,10 @@ IFEval's sentence-splitter data comes from harness.nltk_data (what was used is r
 `score_many` spreads a batch of re-scores over processes (not threads: some lm-eval scorers use
 `signal.alarm`, which only works in a process's main thread). Every IFEval score seeds `random` and
 langdetect from the document key and variant, so a score does not depend on which process computes
-it or in which order: parallel results equal serial ones.
+it or in which order: parallel results equal serial ones. Three more savings leave every score as it
+was, each explained where it is made: only IFEval's strict check runs (`score_ifeval`), langdetect
+extracts a text's n-grams once for all its seeded draws (`_memoize_langdetect_ngrams`), and nltk
+is imported without its scikit-learn wrapper (`_import_nltk_lean`).
 """
 
 from __future__ import annotations
