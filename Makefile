@@ -94,7 +94,8 @@ bench-analyze: $(VENV)/.installed
 	$(BIN)/python benchmarks/synthetic_study.py results/synthetic
 	/usr/bin/time -v $(HARNESS) analyze --run results/synthetic
 	/usr/bin/time -v $(HARNESS) report --run results/synthetic
+	$(BIN)/python benchmarks/reference_analyze.py results/reference-bench
 
 clean:
-	rm -rf results/demo results/synthetic .pytest_cache
+	rm -rf results/demo results/synthetic results/reference-bench .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import LM_EVAL_BENCHMARKS
 from harness.datasets import load_rows
@@ -23,6 +23,10 @@ from harness.lm_eval_files import as_obj
 from harness.io import JsonlReadStats, iter_jsonl, sha256_file
 from harness.reasoning import split_reasoning
 from harness.records import Generation, ProxyRecord, RecordError, SchemaVersionError, parse
+
+if TYPE_CHECKING:
+    from harness.analyze.rescore_cache import Key as RescoreKey
+    from harness.analyze.rescore_cache import RescoreCache
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("as_recorded", "reasoning_stripped")
@@ -78,6 +82,11 @@ class RunData:
     proxy: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> summary
     sentence_data: dict[str, Any] | None = None
     incomplete_dirs: list[tuple[str, str]] = field(default_factory=list)  # raw dirs with nothing scored
+    rescore_cache: RescoreCache | None = None  # opened by the first re-score
+    # Re-scores are planned per benchmark and run in one batch at the end of load_run (one process
+    # pool for the whole run): the jobs by cache key, and per benchmark what completes it.
+    rescore_todo: dict[RescoreKey, Any] = field(default_factory=dict)
+    pending_rescores: list[_RescorePlan] = field(default_factory=list)
 
 
 def _input(rd: RunData, path: Path, stats: JsonlReadStats | None = None) -> None:
@@ -167,6 +176,7 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
     need_rescore = False
     docs: dict[str, dict[str, Any]] = {}
     raw_texts: dict[tuple[int, str], str] = {}
+    recorded: dict[tuple[int, str], tuple[str | None, dict[str, Any]]] = {}  # what lm-eval scored, and its metrics
     for rep, (f, res, seed) in enumerate(runs):
         stats = JsonlReadStats(str(f))
         bd.repeats.append({"repeat": rep, "seed": seed, "samples": f.name,
@@ -218,6 +228,8 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
                 bd.gens[rep][item] = _gen_from_text(raw)
                 if imported and filt == "none":
                     raw_texts[(rep, item)] = raw
+                    recorded[(rep, item)] = (scored if isinstance(scored, str) else None,
+                                             {k: rec[k] for k in (metric, "inst_level_strict_acc") if k in rec})
                 try:
                     args = as_obj(rec.get("arguments"))
                     msgs = json.loads(as_obj(args["gen_args_0"]["arg_0"])[0])
@@ -232,47 +244,173 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
     if bd.duplicates:
         bd.warnings.append(f"{bd.duplicates} duplicate doc id(s); the first of each kept")
     if need_rescore and "reasoning_stripped" not in bd.outcomes:
-        _rescore(rd, bd, docs, raw_texts)
+        _rescore(rd, bd, docs, raw_texts, recorded)
     return bd
 
 
-def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_texts: dict[tuple[int, str], str]) -> None:
-    """Score the reasoning-stripped text of imported samples with lm-eval's own scorer."""
+def _recorded_result(bench: str, rec: dict[str, Any]) -> dict[str, Any] | None:
+    """lm-eval's recorded per-doc metrics in `scoring.kept_result` form; None when incomplete."""
+    metric = "exact_match" if bench != "ifeval" else "prompt_level_strict_acc"
+    if metric not in rec:
+        return None
+    out: dict[str, Any] = {metric: _truthy(rec[metric])}
+    if bench == "ifeval":
+        inst = as_obj(rec.get("inst_level_strict_acc"))
+        if not isinstance(inst, list) or not inst:
+            return None
+        out["inst_level_strict_acc"] = [bool(x) for x in inst]
+    return out
+
+
+IFEVAL_VARIANTS = range(1, 8)  # extra seeded draws per random-dependent document (range_over_random_draws)
+DEPENDENCE_VARIANT = -1  # re-score cache entry {"random_dependent": bool} of a document (no text)
+
+
+@dataclass
+class _RescorePlan:
+    """One benchmark's re-score: what it reuses, which scores it needs, and how to complete it."""
+
+    bd: BenchData
+    info: dict[str, Any]
+    texts: dict[tuple[int, str], str]  # (repeat, item) -> stripped text
+    recorded: dict[tuple[int, str], dict[str, Any]]  # lm-eval's metrics reused (text unchanged)
+    keys: dict[tuple[int, str, int], RescoreKey]  # (repeat, item, variant) -> cache key of its score
+    scores: dict[RescoreKey, dict[str, Any]]  # found in the cache
+    dependent: dict[str, bool]  # IFEval item -> its score can depend on random draws
+    sentence_data: dict[str, Any] | None = None  # IFEval: the sentence-splitter data the scorer uses
+
+    def complete(self, computed: dict[RescoreKey, dict[str, Any]]) -> None:
+        """Fill the reasoning_stripped outcomes once every score is known (`computed`: this run's)."""
+        bd = self.bd
+        ifeval = bd.bench == "ifeval"
+        metric = "exact_match" if not ifeval else "prompt_level_strict_acc"
+        fresh = sum(k not in self.scores for k in set(self.keys.values()))
+        log.info("%s/%s reasoning_stripped: %d texts, %d unchanged (lm-eval's metric reused); %d scores from "
+                 "the re-score cache, %d computed", bd.model, bd.bench, len(self.texts), len(self.recorded),
+                 len(self.scores), fresh)
+
+        def score(rep: int, item: str, v: int) -> dict[str, Any]:
+            if v == 0 and (rep, item) in self.recorded:
+                return self.recorded[(rep, item)]
+            key = self.keys[(rep, item, v)]
+            return self.scores[key] if key in self.scores else computed[key]
+
+        unstable: list[str] = []
+        lo_hi = [0, 0]
+        flags = bd.scored_text_flags.setdefault("reasoning_stripped", {"n": 0, "with_reasoning": 0, "unclosed": 0,
+                                                                       "empty": 0})
+        for (rep, item), text in self.texts.items():
+            res = score(rep, item, 0)
+            ok = _truthy(res[metric])
+            bd.outcomes.setdefault("reasoning_stripped", {}).setdefault(rep, {})[item] = ok
+            if ifeval:
+                inst = [bool(x) for x in res["inst_level_strict_acc"]]
+                bd.inst.setdefault("reasoning_stripped", {}).setdefault(rep, {})[item] = inst
+                if rep == 0 and self.dependent[item]:
+                    outs = {ok} | {_truthy(score(rep, item, v)[metric]) for v in IFEVAL_VARIANTS}
+                    if len(outs) > 1:
+                        unstable.append(item)
+                        lo_hi[0] -= ok
+                        lo_hi[1] += 1 - ok
+            if rep == 0:
+                flags["n"] += 1
+                flags["with_reasoning"] += ("<think>" in text or "</think>" in text)
+                flags["empty"] += (not text.strip())
+        info = self.info
+        if ifeval:
+            correct = sum(bd.outcomes["reasoning_stripped"].get(0, {}).values())
+            info["random_dependent_items"] = sorted(unstable, key=lambda s: (len(s), s))
+            info["range_over_random_draws"] = [correct + lo_hi[0], correct + lo_hi[1]]
+            info["seeding"] = "random and langdetect seeded per document key (variant 0)"
+            info["sentence_data"] = self.sentence_data
+        bd.rescored = info
+
+
+def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_texts: dict[tuple[int, str], str],
+             recorded: dict[tuple[int, str], tuple[str | None, dict[str, Any]]] | None = None) -> None:
+    """Plan the scoring of imported samples' reasoning-stripped text with lm-eval's own scorer.
+
+    Three sources, in this order, give the same numbers: (1) lm-eval's recorded metrics when the
+    stripped text is the text lm-eval scored and the score cannot depend on random draws (IFEval
+    documents whose checkers draw are always re-scored with the per-document seed); (2) the run's
+    re-score cache; (3) lm-eval's scorer: the jobs of every benchmark are scored together, over
+    processes, when load_run has read everything (`_finish_rescores`).
+    """
     from harness.analyze import scoring
+    from harness.analyze.rescore_cache import RescoreCache, doc_sha, text_sha
     from harness.reasoning import strip_reasoning
 
-    if bd.bench == "ifeval":
-        rd.sentence_data = scoring.ensure_sentence_data()
-    info: dict[str, Any] = {"scorer": f"lm_eval.tasks.{'ifeval' if bd.bench == 'ifeval' else 'aime'}.utils.process_results",
+    ifeval = bd.bench == "ifeval"
+    info: dict[str, Any] = {"scorer": f"lm_eval.tasks.{'ifeval' if ifeval else 'aime'}.utils.process_results",
                             "rule": "harness.reasoning.strip_reasoning (text after the last </think>; unclosed -> '')"}
-    unstable: list[str] = []
-    lo_hi = [0, 0]
-    flags = bd.scored_text_flags.setdefault("reasoning_stripped", {"n": 0, "with_reasoning": 0, "unclosed": 0, "empty": 0})
-    for (rep, item), raw in raw_texts.items():
-        text = strip_reasoning(raw)
-        res = scoring.score_lm_eval(bd.bench, docs[item], text)
-        metric = "exact_match" if bd.bench != "ifeval" else "prompt_level_strict_acc"
-        ok = _truthy(res[metric])
-        bd.outcomes.setdefault("reasoning_stripped", {}).setdefault(rep, {})[item] = ok
-        if bd.bench == "ifeval":
-            bd.inst.setdefault("reasoning_stripped", {}).setdefault(rep, {})[item] = [bool(x) for x in res["inst_level_strict_acc"]]
-            if rep == 0 and scoring.random_dependent(docs[item]):
-                outs = {ok} | {_truthy(scoring.score_ifeval(docs[item], text, v)[metric]) for v in range(1, 8)}
-                if len(outs) > 1:
-                    unstable.append(item)
-                    lo_hi[0] -= ok
-                    lo_hi[1] += 1 - ok
-        if rep == 0:
-            flags["n"] += 1
-            flags["with_reasoning"] += ("<think>" in text or "</think>" in text)
-            flags["empty"] += (not text.strip())
-    if bd.bench == "ifeval":
-        correct = sum(bd.outcomes["reasoning_stripped"].get(0, {}).values())
-        info["random_dependent_items"] = sorted(unstable, key=lambda s: (len(s), s))
-        info["range_over_random_draws"] = [correct + lo_hi[0], correct + lo_hi[1]]
-        info["seeding"] = "random and langdetect seeded per document key (variant 0)"
-        info["sentence_data"] = rd.sentence_data
-    bd.rescored = info
+    if ifeval:
+        rd.sentence_data = scoring.ensure_sentence_data()
+    recorded = recorded or {}
+    texts = {key: strip_reasoning(raw) for key, raw in raw_texts.items()}
+    if rd.rescore_cache is None:
+        rd.rescore_cache = RescoreCache.for_run(rd.run_dir)
+    cache = rd.rescore_cache
+    version = scoring.scorer_version(bd.bench)
+    doc_hashes: dict[str, str] = {}
+    dependent: dict[str, bool] = {}
+
+    def doc_hash(item: str) -> str:
+        if item not in doc_hashes:
+            doc_hashes[item] = doc_sha(docs[item])
+        return doc_hashes[item]
+
+    def is_dependent(item: str) -> bool:
+        """scoring.random_dependent, through the cache (it needs lm-eval imported: seconds)."""
+        if not ifeval:
+            return False
+        if item not in dependent:
+            key = (version, bd.bench, item, doc_hash(item), "", DEPENDENCE_VARIANT)
+            found = cache.get(key)
+            if found is None:
+                found = {"random_dependent": scoring.random_dependent(docs[item])}
+                cache.put(key, found)
+            dependent[item] = bool(found["random_dependent"])
+        return dependent[item]
+
+    plan = _RescorePlan(bd, info, texts, {}, {}, {}, dependent, rd.sentence_data if ifeval else None)
+    for (rep, item), text in texts.items():
+        rec_text, rec_metrics = recorded.get((rep, item), (None, {}))
+        reuse = _recorded_result(bd.bench, rec_metrics) if text == rec_text and not is_dependent(item) else None
+        if reuse is not None:
+            plan.recorded[(rep, item)] = reuse
+        variants = [0] if reuse is None else []
+        if ifeval and rep == 0 and is_dependent(item):
+            variants += list(IFEVAL_VARIANTS)
+        for v in variants:
+            key = plan.keys[(rep, item, v)] = (version, bd.bench, item, doc_hash(item), text_sha(text), v)
+            hit = cache.get(key)
+            if hit is not None:
+                plan.scores[key] = hit
+            else:
+                rd.rescore_todo.setdefault(key, (bd.bench, docs[item], text, v))
+    rd.pending_rescores.append(plan)
+
+
+def _finish_rescores(rd: RunData) -> None:
+    """Score every planned re-score of the run in one batch (over processes), cache, complete each."""
+    if not rd.pending_rescores:
+        return
+    from harness.analyze import scoring
+
+    computed: dict[RescoreKey, dict[str, Any]] = {}
+    cache = rd.rescore_cache
+    if rd.rescore_todo:
+        keys = list(rd.rescore_todo)
+        for key, res in zip(keys, scoring.score_many([rd.rescore_todo[k] for k in keys]), strict=True):
+            computed[key] = res
+            if cache is not None:
+                cache.put(key, res)
+    if cache is not None:
+        cache.flush()
+    for plan in rd.pending_rescores:
+        plan.complete(computed)
+    rd.pending_rescores.clear()
+    rd.rescore_todo.clear()
 
 
 def _eval_protocol(name: str, imported: bool) -> str:
@@ -444,6 +582,7 @@ def load_run(run_dir: str | Path) -> RunData:
                             bd.gens[rep][item] = _merge(g, prev)
                 bd.proxy_match = {"matched": matched, "joinable": total,
                                   "samples": sum(len(v) for v in bd.gens.values())}
+    _finish_rescores(rd)
     return rd
 
 
