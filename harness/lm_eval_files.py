@@ -4,10 +4,10 @@ lm-eval writes a results file (`results_<date>.json`, or any name after a user r
 samples file per task (`samples_<task>_<date>.jsonl`). `harness import` and `harness analyze` both use
 this module, so what import accepts is exactly what analyze uses.
 
-A samples file pairs with the results file that (1) has results for the same task, (2) counts the same
-number of documents (`n-samples.effective`) and (3) records, for the unfiltered metric, the mean the
-samples give. When several results files pass, the one with the same lm-eval timestamp in its name
-wins; a tie beyond that is an error (the user must import fewer files at once).
+A samples file pairs with the results file that has results for the same task and counts the same
+number of documents (`n-samples.effective`). When several results files pass, the one whose recorded
+unfiltered metric equals the samples' mean wins, then the one with the same lm-eval timestamp in its
+name; a tie beyond that is an error (the user must import fewer files at once).
 """
 
 from __future__ import annotations
@@ -112,21 +112,20 @@ def _recorded(results: dict[str, Any], bench: str) -> tuple[int | None, float | 
 
 
 def pair(samples: list[Path], results: dict[Path, dict[str, Any]], bench: str) -> dict[Path, Path | None]:
-    """samples file -> its results file (None when no results file matches)."""
+    """samples file -> its results file (None when no results file matches).
+
+    A results file is a candidate when it has the task and the same document count; among several
+    candidates, the recorded score, then the lm-eval timestamp in both names decide.
+    """
     out: dict[Path, Path | None] = {}
     taken: dict[Path, Path] = {}
     for s in samples:
         dig = digest_samples(s, bench)
-        matches = []
-        for r, data in results.items():
-            if bench not in (data.get("results") or {}):
-                continue
-            n, val = _recorded(data, bench)
-            if n is not None and n != dig.n_docs:
-                continue
-            if val is not None and dig.unfiltered_mean is not None and not math.isclose(val, dig.unfiltered_mean, abs_tol=1e-6):
-                continue
-            matches.append(r)
+        matches = [r for r, data in results.items()
+                   if bench in (data.get("results") or {}) and _recorded(data, bench)[0] in (None, dig.n_docs)]
+        if len(matches) > 1:
+            same_score = [r for r in matches if _same_score(results[r], bench, dig)]
+            matches = same_score or matches
         if len(matches) > 1 and date_id(s.name):
             same_date = [r for r in matches if date_id(r.name) == date_id(s.name)]
             matches = same_date or matches
@@ -140,6 +139,11 @@ def pair(samples: list[Path], results: dict[Path, dict[str, Any]], bench: str) -
             taken[match] = s
         out[s] = match
     return out
+
+
+def _same_score(results: dict[str, Any], bench: str, dig: SamplesDigest) -> bool:
+    val = _recorded(results, bench)[1]
+    return val is not None and dig.unfiltered_mean is not None and math.isclose(val, dig.unfiltered_mean, abs_tol=1e-6)
 
 
 def unpaired_results(pairs: dict[Path, Path | None], results: dict[Path, dict[str, Any]]) -> list[Path]:

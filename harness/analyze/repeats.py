@@ -219,7 +219,7 @@ def aime_answers(run_dir: Path, model: str, bench: str, repeats: list[dict[str, 
     run has one, else the raw response (stripped of its reasoning for that protocol).
     """
     from harness.analyze.load import _item_id, _raw_text
-    from harness.importer import as_obj
+    from harness.lm_eval_files import as_obj
     from harness.io import iter_jsonl
     from harness.reasoning import strip_reasoning
 

@@ -17,7 +17,7 @@ from harness import LM_EVAL_BENCHMARKS
 from harness.analyze.categories import Taxonomy
 from harness.analyze.load import PROTOCOLS, BenchData, RunData, _item_id
 from harness.hashing import prompt_key
-from harness.importer import as_obj
+from harness.lm_eval_files import as_obj
 from harness.io import atomic_write_text, iter_jsonl
 from harness.reasoning import split_reasoning
 
