@@ -89,7 +89,7 @@ def measure(config_path: Path, model: str, work: Path) -> dict[str, Any]:
         eval_wall = time.perf_counter() - started
         # Where the CPU went during eval: on a CPU-only box the server competes with the tools.
         cpu = {name: after - before for name, before, after in
-               zip(("server", "proxy", "harness_and_tools"), cpu_before, (_cpu(server), _cpu(proxy), _own_cpu()))}
+               zip(("server", "proxy", "harness_and_tools"), cpu_before, (_cpu(server), _cpu(proxy), _own_cpu()), strict=True)}
         if errors:
             raise SystemExit(f"eval failed: {errors}")
         records = [r for r in read_jsonl(run_dir / "proxy" / f"{model}.jsonl")[0]

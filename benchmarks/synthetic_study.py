@@ -80,7 +80,7 @@ published_scores: {REPO / 'configs' / 'published_scores.yaml'}
 """)
     for model, (acc, factor, seed) in models.items():
         proxy = open(run / "proxy" / f"{model}.jsonl", "w") if (run / "proxy").mkdir(exist_ok=True) is None else None
-        for bench, n in benches.items():
+        for bench, _n in benches.items():
             d = run / "raw" / model / bench
             d.mkdir(parents=True, exist_ok=True)
             date = "2026-01-01T00-00-00.000000"
@@ -125,7 +125,8 @@ published_scores: {REPO / 'configs' / 'published_scores.yaml'}
             metric = "exact_match" if bench != "ifeval" else "prompt_level_strict_acc"
             (d / f"results_{date}.json").write_text(json.dumps({"results": {bench: {f"{metric},as_recorded": 0.0, "alias": bench}},
                                                                   "config": {"model_args": {"seed": seed}}, "lm_eval_version": "0.4.13"}))
-            (d / "done.json").write_text(json.dumps({"schema_version": 1, "finished": True}))
+            (d / "done.json").write_text(json.dumps({"schema_version": 1, "model": model, "benchmark": bench,
+                                                     "finished": "2026-01-01T00:00:00Z"}))
         d = run / "raw" / model / "humaneval_plus"
         d.mkdir(parents=True, exist_ok=True)
         evals = {"as_recorded": {}, "reasoning_stripped": {}}
@@ -137,13 +138,17 @@ published_scores: {REPO / 'configs' / 'published_scores.yaml'}
                 content = f"<think>{reasoning}</think>\n{answer}"
                 body = {"messages": [{"role": "user", "content": f"Complete {tid}"}], "model": model, "seed": seed}
                 rh = request_hash(body)
-                gen.write(json.dumps({"schema_version": 1, "task_id": tid, "repeat": 0, "seed": seed, "request_hash": rh, "content": content,
+                gen.write(json.dumps({"schema_version": 1, "ts": "2026-01-01T00:00:00Z", "model": model, "task_id": tid, "repeat": 0,
+                                      "seed": seed, "request_hash": rh, "content": content,
                                       "reasoning": reasoning, "answer": answer, "think_closed": True, "finish_reason": "stop",
                                       "usage": {"completion_tokens": len(content) // 4}, "latency_s": len(content) / 400, "error": None}) + "\n")
-                proxy.write(json.dumps({"schema_version": 1, "id": f"{model}-he-{i}", "model": model, "benchmark": "humaneval_plus", "status": 200,
+                proxy.write(json.dumps({"schema_version": 1, "id": f"{model}-he-{i}", "ts_start": "2026-01-01T00:00:00Z",
+                                        "ts_end": "2026-01-01T00:01:00Z", "path": "/v1/chat/completions",
+                                        "model": model, "benchmark": "humaneval_plus", "status": 200,
                                         "request": body, "request_hash": rh, "response": {"choices": [{"message": {"content": content}}]},
                                         "content": content, "reasoning": reasoning, "answer": answer, "think_closed": True, "finish_reason": "stop",
-                                        "usage": {"completion_tokens": len(content) // 4}, "latency_s": len(content) / 400, "cache_hit": False, "error": None}) + "\n")
+                                        "usage": {"completion_tokens": len(content) // 4}, "latency_s": len(content) / 400,
+                                        "cache_hit": False, "error": None}) + "\n")
                 ok = rng.random() < acc + 0.1
                 for proto in evals:
                     st = "pass" if ok and (proto == "reasoning_stripped" or rng.random() < 0.7) else "fail"
@@ -151,7 +156,8 @@ published_scores: {REPO / 'configs' / 'published_scores.yaml'}
                                           "base_fail_tests": [], "plus_fail_tests": []}]
         for proto, ev in evals.items():
             (d / f"samples_{proto}_eval_results.json").write_text(json.dumps({"date": "2026-01-01 00:00", "hash": "synthetic", "eval": ev}))
-        (d / "done.json").write_text(json.dumps({"schema_version": 1, "finished": True}))
+        (d / "done.json").write_text(json.dumps({"schema_version": 1, "model": model, "benchmark": "humaneval_plus",
+                                                 "finished": "2026-01-01T00:00:00Z"}))
         proxy.close()
     size = sum(p.stat().st_size for p in run.rglob("*") if p.is_file())
     print(f"wrote {run} ({size / 1e6:.1f} MB)")

@@ -69,7 +69,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def check_engine() -> tuple[Check, object | None]:
     try:
-        import docker  # type: ignore[import-untyped]
+        import docker
     except ImportError:
         return Check("docker sdk", False, "Python package `docker` missing: pip install 'docker>=7.1'"), None
     try:

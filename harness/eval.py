@@ -55,7 +55,7 @@ def find_proxy_url(run_dir: Path, explicit: str | None) -> str:
         url = json.loads(state.read_text())["proxy_url"]
     url = url.rstrip("/")
     try:
-        with urllib.request.urlopen(f"{url}/_proxy/health", timeout=5) as resp:
+        with urllib.request.urlopen(f"{url}/_proxy/health", timeout=5) as resp:  # noqa: S310 - the user's proxy URL
             resp.read()
     except OSError as exc:
         raise UsageError(f"proxy at {url} is not answering ({exc}); is the stack up?") from None
@@ -172,7 +172,7 @@ def run_eval(cfg: StudyConfig, config_path: Path, run_dir: Path, proxy_url: str,
     try:
         pairs = [(m, b) for m in models for b in benches]
         with ThreadPoolExecutor(max_workers=len(pairs), thread_name_prefix="eval") as pool:
-            results = list(pool.map(lambda mb: eval_benchmark(cfg, *mb, proxy_url, run_dir, monitor), pairs))
+            results = list(pool.map(lambda mb: eval_benchmark(cfg, mb[0], mb[1], proxy_url, run_dir, monitor), pairs))
     finally:
         monitor.stop()
     return [e for e in results if e]

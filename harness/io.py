@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def utc_now() -> str:
     """ISO-8601 UTC timestamp with microseconds and a trailing Z."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

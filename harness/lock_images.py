@@ -35,7 +35,7 @@ PINNED_IMAGES = {
 
 
 def _client() -> Any:
-    import docker  # type: ignore[import-untyped]
+    import docker
 
     client = docker.from_env(timeout=60)
     client.ping()

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SANDBOX_UID = int(os.environ.get("HARNESS_SANDBOX_UID", "61000"))
 # Directories any user may write to on a normal Linux box; each gets a private tmpfs.
-WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")
+WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock")  # noqa: S108 - the dirs we mask
 
 UNSAFE_FLAG = "--unsafe-allow-unsandboxed-code"
 
@@ -149,7 +149,7 @@ def sandbox_env(limits: SandboxLimits, home: str = ".") -> dict[str, str]:
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
         "XDG_CACHE_HOME": os.path.join(home, "cache"),
-        "TMPDIR": "/tmp",
+        "TMPDIR": "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
         "LANG": "C.UTF-8",
         "PYTHONPATH": pythonpath,
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -317,7 +317,7 @@ def prepare_work_dir(work_dir: Path, owner_uid: int | None) -> None:
     """Hand the work dir (and what is in it) to the sandbox uid, so it can write there and only there."""
     if owner_uid is None or os.geteuid() != 0:
         return
-    for root, dirs, files in os.walk(work_dir):
+    for root, _dirs, files in os.walk(work_dir):
         os.chown(root, owner_uid, owner_uid)
         for name in files:
             os.chown(os.path.join(root, name), owner_uid, owner_uid)
@@ -481,7 +481,7 @@ def _launcher_main(argv: list[str]) -> int:
         os.setresuid(args.uid, args.uid, args.uid)
     os.fchdir(work_fd)
     os.close(work_fd)
-    os.execvpe(cmd[0], cmd, os.environ)
+    os.execvpe(cmd[0], cmd, os.environ)  # noqa: S606 - the sandboxed command, an argv list built by us
     return 127  # not reached
 
 

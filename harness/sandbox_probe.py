@@ -113,7 +113,7 @@ def inside_main(argv: list[str]) -> int:
     p.add_argument("--write", action="append", default=[], help="a file that must not be creatable")
     p.add_argument("--visible", action="append", default=[], help="a file the harness made: can we see it?")
     args = p.parse_args(argv)
-    tmp_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"sandbox-probe-{uuid.uuid4().hex}")
+    tmp_file = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"sandbox-probe-{uuid.uuid4().hex}")  # noqa: S108 - the probe's own tmp
     result = {
         "network": [_connect(t) for t in args.connect],
         "identity": _identity(),
@@ -196,8 +196,7 @@ def run_probe(run_dir: Path, *, mode: str | None = None, allow_unisolated: bool 
 
     from harness import SCHEMA_VERSION
     from harness.io import utc_now
-    from harness.sandbox import (Isolation, SandboxLimits, SandboxUnavailable, run_in_sandbox, sandbox_env,
-                                 sandbox_mode)
+    from harness.sandbox import Isolation, SandboxLimits, SandboxUnavailable, run_in_sandbox, sandbox_env, sandbox_mode
     from harness.sandbox_spool import spool_dir
 
     mode = mode or sandbox_mode()

@@ -200,7 +200,7 @@ def _run_job(job: Path, private_root: Path | None = None) -> dict[str, Any]:
     timeout_s = float(spec.get("timeout_s", 3600))
     t0 = time.monotonic()
     timed_out = False
-    as_job = {"user": JOB_UID, "group": JOB_UID, "extra_groups": []} if drop else {}
+    as_job: dict[str, Any] = {"user": JOB_UID, "group": JOB_UID, "extra_groups": []} if drop else {}
     try:
         with open(job / LOG_FILE, "wb") as out:
             try:

@@ -230,8 +230,9 @@ def test_native_proxy_runs_with_the_compose_proxy_arguments(tmp_path: Path, smol
 
 
 def test_render_refuses_model_keys_compose_does_not_have(tmp_path: Path) -> None:
-    from harness.config import ConfigError, parse_config
     import yaml
+
+    from harness.config import ConfigError, parse_config
 
     raw = yaml.safe_load((REPO / "configs/demo.yaml").read_text())
     raw["models"] = {"cand": raw["models"]["distilled"], "base": raw["models"]["base"]}

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runners.evalplus_eval import (FIND_ZERO_LINE, PatchError, evaluate_in_sandbox,
-                                           patched_unsafe_execute_source, results_path)
+from harness.runners.evalplus_eval import FIND_ZERO_LINE, PatchError, evaluate_in_sandbox, patched_unsafe_execute_source, results_path
 from harness.runners.humaneval import score_results
 
 FIXTURE = Path(__file__).parent / "fixtures" / "data" / "humaneval_plus.jsonl"

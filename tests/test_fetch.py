@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from fetch_support.fake_hub import FakeHub, FakeHubServer
 from fetch_support.nltk_mirror import make_mirror
+
 from harness.cli import main
 from harness.config import dataset_file, load_config, training_data_dir
 

@@ -43,7 +43,7 @@ def differences(want: Any, got: Any, path: tuple[str, ...] = ()) -> list[str]:
     if isinstance(want, list) and isinstance(got, list):
         if len(want) != len(got):
             return [f"{where}: {len(want)} entries in golden, {len(got)} now"]
-        return [d for i, (a, b) in enumerate(zip(want, got)) for d in differences(a, b, (*path, str(i)))]
+        return [d for i, (a, b) in enumerate(zip(want, got, strict=True)) for d in differences(a, b, (*path, str(i)))]
     if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
         return [] if abs(want - got) <= FLOAT_TOLERANCE else [f"{where}: golden {want!r}, now {got!r}"]
     return [] if want == got else [f"{where}: golden {want!r}, now {got!r}"]

@@ -66,7 +66,7 @@ class Forwarder:
         self._loop = asyncio.new_event_loop()
         self._loop.run_until_complete(main())
 
-    def start(self) -> "Forwarder":
+    def start(self) -> Forwarder:
         self._thread.start()
         assert self._ready.wait(10)
         return self

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import re
 import json
 from pathlib import Path
 
 import pytest
-
 from conftest import reference_files
+
 from harness.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -120,9 +120,9 @@ def test_docker_failure_is_recorded_not_raised(study: tuple[Path, Path], tmp_pat
 
 def test_manifest_reuses_the_hash_fetch_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """fetch records the sha256 it verified; the manifest must not hash the same file again."""
+    import harness.io
     from harness.fetch.runner import Fetcher
     from harness.fetch.sources import SourceContext
-    import harness.io
 
     data = tmp_path / "data"
     gguf = data / "models" / "m.gguf"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_proxy_support import RECORD_FIELDS, by_id, proxy, records, request
 
 from harness import SCHEMA_VERSION
 from harness.hashing import request_hash
 from harness.reasoning import split_reasoning
-from test_proxy_support import RECORD_FIELDS, by_id, proxy, records, request
 
 pytestmark = pytest.mark.timeout(180)
 

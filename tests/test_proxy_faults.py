@@ -12,14 +12,24 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
-from harness.hashing import request_hash
-from harness.io import iter_jsonl, JsonlReadStats
-from harness.proxy.fakeupstream import answer_for, content_for
 from test_proxy_support import (
-    PY, RECORD_FIELDS, Reply, arequest, by_id, fake_upstream, files_containing, proxy, records, request, start_proxy,
+    PY,
+    RECORD_FIELDS,
+    Reply,
+    arequest,
+    by_id,
+    fake_upstream,
+    files_containing,
+    proxy,
+    records,
+    request,
+    start_proxy,
     start_ready,
 )
+
+from harness.hashing import request_hash
+from harness.io import JsonlReadStats, iter_jsonl
+from harness.proxy.fakeupstream import answer_for, content_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,14 +64,14 @@ def test_64_concurrent_streams_all_answered_and_recorded(tmp_path: Path) -> None
         assert px.stop() == 0  # SIGTERM: a clean exit
     assert "X-Harness-Benchmark" not in upstream_saw  # ours, not forwarded
     sent = [body(i, stream=True, fake={"chunk_delay_ms": 2}) for i in range(64)]
-    for reply, b in zip(replies, sent):
+    for reply, b in zip(replies, sent, strict=True):
         assert reply.status == 200 and reply.done
         assert reply.content == content_for(b)  # each client got its own stream, whole
         assert len(reply.events) == 65  # 64 content chunks + the final one, forwarded one by one
     recs, stats = records(logs, "m")
     assert stats.skipped == 0 and len(recs) == 64  # every line is whole JSON: nothing interleaved
     ids = by_id(recs)
-    for reply, b in zip(replies, sent):
+    for reply, b in zip(replies, sent, strict=True):
         rec = ids[reply.headers["X-Harness-Record-Id"]]
         check_fake_record(rec, b)
         assert rec["stream"] is True and rec["benchmark"] == "aime25" and rec["n_chunks"] == 65
@@ -81,7 +91,7 @@ def test_kill_9_under_load_loses_no_received_response(tmp_path: Path) -> None:
                     b = body(i, stream=i % 2 == 0, tag="kill")
                     try:
                         reply = await arequest(s, "POST", f"{px.url}/m/v1/chat/completions", b)
-                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                    except (TimeoutError, aiohttp.ClientError):
                         return  # the proxy is gone
                     received.append((reply, b))
 
@@ -139,7 +149,7 @@ def test_second_run_is_served_from_the_logs_with_full_reasoning(tmp_path: Path) 
     assert read_miss1.headers.get("X-Harness-Cache") is None and read_miss2.headers.get("X-Harness-Cache") is None
     recs, _ = records(logs, "m")
     ids = by_id(recs)
-    for a, b, sent in zip(first, second, work):
+    for a, b, sent in zip(first, second, work, strict=True):
         assert b.headers.get("X-Harness-Cache") == "hit"
         if sent["stream"]:
             assert a.done and b.done and a.content == b.content == content_for(sent)

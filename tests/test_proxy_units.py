@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_proxy_support import REPO
 
 from harness.io import read_jsonl
 from harness.proxy.cache import ResponseCache
 from harness.proxy.records import StreamAssembler, build_record, public_url, redact_body, redact_query
 from harness.proxy.server import _next_event, _replay_events
 from harness.proxy.writer import GroupCommitWriter, LogWriteError
-from test_proxy_support import REPO
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -80,7 +80,7 @@ def test_group_commit_batches_fsyncs_and_keeps_every_line_whole(tmp_path: Path) 
         w.start()
         results = await asyncio.gather(*(w.append("m" if i % 3 else "n", {"i": i, "pad": "x" * (i % 50)})
                                          for i in range(300)))
-        for (path, offset, length), i in zip(results, range(300)):  # offsets point at each record's line
+        for (path, offset, length), i in zip(results, range(300), strict=True):  # offsets point at each record's line
             with open(path, "rb") as fh:
                 fh.seek(offset)
                 assert json.loads(fh.read(length))["i"] == i

@@ -66,7 +66,7 @@ def test_three_repeats_with_distinct_seeds(tmp_path: Path, smollm_gguf: Path, ll
     assert p["delta_pp"] == pytest.approx(100 * sum(d) / 2, abs=0.01)
     assert p["test"] == "sign_flip_exact" and p["p_holm"] is not None
     nz = [x for x in d if x]
-    sums = [sum(s * x for s, x in zip(signs, nz)) for signs in itertools.product((1, -1), repeat=len(nz))]
+    sums = [sum(s * x for s, x in zip(signs, nz, strict=True)) for signs in itertools.product((1, -1), repeat=len(nz))]
     brute = min(1.0, 2 * min(sum(t >= sum(nz) - 1e-9 for t in sums), sum(t <= sum(nz) + 1e-9 for t in sums)) / len(sums))
     assert p["p_value"] == pytest.approx(brute)
     assert p["both"] + p["only_candidate"] + p["only_baseline"] + p["neither"] == 2

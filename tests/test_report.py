@@ -33,7 +33,7 @@ def test_twelve_sections_and_appendices(study):
     text = (study / "report.md").read_text()
     heads = re.findall(r"^## (\d+)\. (.+)$", text, flags=re.M)
     assert [int(n) for n, _ in heads] == list(range(1, 13))
-    for (_, title), want in zip(heads, SECTIONS):
+    for (_, title), want in zip(heads, SECTIONS, strict=True):
         assert title.startswith(want)
     assert "## Appendix A. Validity audit" in text and "## Appendix B. Provenance and inputs" in text
     assert "{" not in text.split("## 1.")[1].split("## 2.")[0]  # no unformatted dicts leaked into prose

@@ -56,9 +56,9 @@ def exact_bootstrap_quantiles(d: list[int], qs: tuple[float, ...]) -> list[float
         if sum(counts) != n:
             continue
         w = Fraction(math.factorial(n))
-        for c, f in zip(counts, freq):
+        for c, f in zip(counts, freq, strict=True):
             w = w / math.factorial(c) * f ** c
-        dist[Fraction(sum(c * v for c, v in zip(counts, values)), n)] += w
+        dist[Fraction(sum(c * v for c, v in zip(counts, values, strict=True)), n)] += w
     atoms = sorted(dist)
     cdf = np.cumsum([float(dist[a]) for a in atoms])
     return [float(atoms[int(np.searchsorted(cdf, q))]) for q in qs]
@@ -139,7 +139,7 @@ def test_power_block_reasons():
 # -- sign-flip permutation test -------------------------------------------------------------------
 def brute_sign_flip(d: list[float]) -> float:
     obs = sum(d)
-    sums = [sum(s * x for s, x in zip(signs, d)) for signs in itertools.product((1, -1), repeat=len(d))]
+    sums = [sum(s * x for s, x in zip(signs, d, strict=True)) for signs in itertools.product((1, -1), repeat=len(d))]
     ge = sum(s >= obs - 1e-9 for s in sums) / len(sums)
     le = sum(s <= obs + 1e-9 for s in sums) / len(sums)
     return min(1.0, 2 * min(ge, le))
@@ -270,7 +270,7 @@ def test_clustered_se_equals_sandwich_formula():
     y = np.array(vals)
     e = y - y.mean()
     sums = Counter()
-    for cl, r in zip(clusters, e):
+    for cl, r in zip(clusters, e, strict=True):
         sums[cl] += r
     G, N = len(sums), len(y)
     want = math.sqrt(G / (G - 1) * sum(v * v for v in sums.values())) / N

@@ -7,9 +7,9 @@ import json
 import math
 
 import pytest
+from test_import_reference import FILES, ref
 
 from harness.cli import main
-from test_import_reference import FILES, ref
 
 
 @pytest.fixture(scope="module")

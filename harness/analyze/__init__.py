@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
 def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | None, training_path: Path | None,
             published_path: Path | None, he_path: Path | None, cfg_path: Path | None,
             expected: dict[tuple[str, str], int] | None = None, allow_incomplete: bool = False) -> int:
+    from harness import LM_EVAL_BENCHMARKS
     from harness.analyze import tables
     from harness.analyze.categories import load_taxonomy
+    from harness.analyze.completeness import assess
     from harness.analyze.load import load_humaneval_prompts, load_run
     from harness.analyze.samples_export import write_samples
     from harness.analyze.summary import build_summary
@@ -80,9 +82,6 @@ def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | 
     from harness.cli import UsageError
     from harness.io import atomic_write_json, sha256_file
     from harness.records import Summary, parse
-
-    from harness import LM_EVAL_BENCHMARKS
-    from harness.analyze.completeness import assess
 
     rd = load_run(run_dir)
     completeness = assess(rd, expected or {}, set(LM_EVAL_BENCHMARKS))

@@ -74,7 +74,7 @@ def instruction_level(insts: Mapping[str, Inst], cand: str, base: str) -> dict[s
         for r in reps:
             cr, br = insts[cand][r], insts[base][r]
             for i in sorted(i for i in set(cr) & set(br) if len(cr[i]) == len(br[i])):
-                diffs += [float(bool(x)) - float(bool(y)) for x, y in zip(cr[i], br[i])]
+                diffs += [float(bool(x)) - float(bool(y)) for x, y in zip(cr[i], br[i], strict=False)]  # a short list = instructions unscored
                 cl += [i] * len(cr[i])
         d = clustered_mean(diffs, cl)
         blk: dict[str, Any] = {"n": d["n"], "prompts": d["clusters"],

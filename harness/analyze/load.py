@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import LM_EVAL_BENCHMARKS
+from harness import LM_EVAL_BENCHMARKS, lm_eval_files
 from harness.datasets import load_rows
 from harness.hashing import prompt_key
-from harness import lm_eval_files
-from harness.lm_eval_files import as_obj
 from harness.io import JsonlReadStats, iter_jsonl, sha256_file
+from harness.lm_eval_files import as_obj
 from harness.reasoning import split_reasoning
 from harness.records import Generation, ProxyRecord, RecordError, SchemaVersionError, parse
 
@@ -567,7 +566,7 @@ def load_run(run_dir: str | Path) -> RunData:
         if ppath.is_file():
             by_prompt, by_hash, summary = load_proxy(rd, model, ppath)
             rd.proxy[model] = summary
-            for (m, b), bd in rd.benches.items():
+            for (m, _bench), bd in rd.benches.items():
                 if m != model:
                     continue
                 matched = 0

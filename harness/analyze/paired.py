@@ -137,8 +137,8 @@ def holm(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
     keys = [k for k, p in pvalues.items() if p is not None and not math.isnan(p)]
     out: dict[str, float | None] = {k: None for k in pvalues}
     if keys:
-        adj = multipletests([float(pvalues[k]) for k in keys], alpha=ALPHA, method="holm")[1]
-        out.update({k: float(v) for k, v in zip(keys, adj)})
+        adj = multipletests([float(pvalues[k] or 0.0) for k in keys], alpha=ALPHA, method="holm")[1]  # keys: p not None
+        out.update({k: float(v) for k, v in zip(keys, adj, strict=True)})
     return out
 
 

@@ -160,7 +160,7 @@ def difference_split(cand: Reps, base: Reps) -> dict[str, Any]:
         return {"available": False, "reason": "needs at least 2 paired items with 2 or more samples per model"}
     kc, kb = float(np.mean([len(g) for g in gc])), float(np.mean([len(g) for g in gb]))
     wc, wb = _within(gc), _within(gb)
-    d = np.array([c.mean() - b.mean() for c, b in zip(gc, gb)])
+    d = np.array([c.mean() - b.mean() for c, b in zip(gc, gb, strict=True)])
     total = float(np.var(d, ddof=1))
     within_now = wc / kc + wb / kb
     between = max(0.0, total - within_now)
@@ -205,7 +205,7 @@ def extract_aime_answer(text: str) -> str | None:
             pass
     try:
         answer = strip_string(answer)
-    except Exception:  # noqa: BLE001 - lm-eval's is_equiv falls back to the raw string the same way
+    except Exception:  # noqa: S110 - lm-eval's is_equiv falls back to the raw string the same way
         pass
     return answer or None
 
@@ -219,15 +219,15 @@ def aime_answers(run_dir: Path, model: str, bench: str, repeats: list[dict[str, 
     run has one, else the raw response (stripped of its reasoning for that protocol).
     """
     from harness.analyze.load import _item_id, _raw_text
-    from harness.lm_eval_files import as_obj
     from harness.io import iter_jsonl
+    from harness.lm_eval_files import as_obj
     from harness.reasoning import strip_reasoning
 
     out: dict[int, dict[str, tuple[str | None, bool]]] = {}
     for rep in repeats:
         r, name = rep.get("repeat"), rep.get("samples")
         path = run_dir / "raw" / model / bench / str(name)
-        if name is None or not path.is_file() or r not in outcomes:
+        if name is None or not isinstance(r, int) or not path.is_file() or r not in outcomes:
             continue
         texts: dict[str, dict[str, str]] = {}
         for rec in iter_jsonl(path):

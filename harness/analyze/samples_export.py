@@ -17,8 +17,8 @@ from harness import LM_EVAL_BENCHMARKS
 from harness.analyze.categories import Taxonomy
 from harness.analyze.load import PROTOCOLS, BenchData, RunData, _item_id
 from harness.hashing import prompt_key
-from harness.lm_eval_files import as_obj
 from harness.io import atomic_write_text, iter_jsonl
+from harness.lm_eval_files import as_obj
 from harness.reasoning import split_reasoning
 
 SAMPLES_SCHEMA_VERSION = 1

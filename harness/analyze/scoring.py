@@ -98,7 +98,7 @@ def _memoize_langdetect_ngrams(size: int = 8) -> None:
 
     extract_ngrams._harness_memo = True  # type: ignore[attr-defined]
     extract_ngrams._harness_original = original  # type: ignore[attr-defined]  # tests compare with it
-    Detector._extract_ngrams = extract_ngrams  # type: ignore[method-assign]
+    Detector._extract_ngrams = extract_ngrams  # type: ignore[method-assign,unused-ignore]
 
 
 @lru_cache(maxsize=1)

@@ -85,9 +85,9 @@ def paired_block(candidate: Sequence[bool], baseline: Sequence[bool]) -> dict[st
     """2×2 table, delta, McNemar and Cohen's h for outcomes aligned item by item."""
     if len(candidate) != len(baseline):
         raise ValueError("paired outcomes must have the same length")
-    both = sum(1 for a, b in zip(candidate, baseline) if a and b)
-    oc = sum(1 for a, b in zip(candidate, baseline) if a and not b)
-    ob = sum(1 for a, b in zip(candidate, baseline) if b and not a)
+    both = sum(1 for a, b in zip(candidate, baseline, strict=True) if a and b)
+    oc = sum(1 for a, b in zip(candidate, baseline, strict=True) if a and not b)
+    ob = sum(1 for a, b in zip(candidate, baseline, strict=True) if b and not a)
     n = len(candidate)
     neither = n - both - oc - ob
     if n == 0:

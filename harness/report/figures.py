@@ -61,10 +61,11 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
     if "ifeval" in cats:
         rows += [(f"IFEval: {r['category']}", r["paired"]["delta_pp"]) for r in cats["ifeval"]["categories"] if r.get("paired")]
     if "humaneval_plus" in cats:
-        rows += [(f"HE+: {r['category']}", r["paired"]["delta_pp"]) for r in cats["humaneval_plus"]["table"] if r.get("paired") and r["paired"]["delta_pp"] is not None]
+        rows += [(f"HE+: {r['category']}", r["paired"]["delta_pp"]) for r in cats["humaneval_plus"]["table"]
+                 if r.get("paired") and r["paired"]["delta_pp"] is not None]
     if rows:
         fig, ax = plt.subplots(figsize=(8, max(2.5, 0.3 * len(rows))))
-        names, vals = zip(*rows)
+        names, vals = zip(*rows, strict=True)
         ax.barh(range(len(rows)), vals, color=["tab:green" if v > 0 else "tab:red" for v in vals])
         ax.set_yticks(range(len(rows)), names, fontsize=8)
         ax.invert_yaxis()
@@ -87,11 +88,11 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
     bench_list = [b for b in ("aime24", "aime25", "ifeval", "humaneval_plus") if any((m, b) in data for m in models)]
     if bench_list:
         fig, axes = plt.subplots(1, len(bench_list), figsize=(3.2 * len(bench_list), 3), squeeze=False)
-        for ax, b in zip(axes[0], bench_list):
+        for ax, b in zip(axes[0], bench_list, strict=False):  # the grid may have more cells than benchmarks
             for m in models:
-                vals = [v for v, _ in data.get((m, b), [])]
-                if vals:
-                    ax.hist(vals, bins=20, alpha=0.55, label=m)
+                lengths = [v for v, _ in data.get((m, b), [])]
+                if lengths:
+                    ax.hist(lengths, bins=20, alpha=0.55, label=m)
             ax.set_title(LABELS[b], fontsize=9)
             ax.set_xlabel("reasoning chars", fontsize=8)
         axes[0][0].legend(fontsize=7)
@@ -99,7 +100,7 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
         plt.close(fig)
         figs["reasoning_lengths"] = "figures/reasoning_lengths.png"
         fig, axes = plt.subplots(1, len(bench_list), figsize=(3.2 * len(bench_list), 3), squeeze=False)
-        for ax, b in zip(axes[0], bench_list):
+        for ax, b in zip(axes[0], bench_list, strict=False):
             for k, m in enumerate(models):
                 pts = data.get((m, b), [])
                 for ok, marker in ((1, "o"), (0, "x")):

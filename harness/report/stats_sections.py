@@ -112,7 +112,8 @@ def repeats_section(s: dict[str, Any]) -> str:
             rows.append([m, v["k"], v["items"], r.pct(v["avg_at_k"]),
                          ", ".join(f"{k} {r.pct(x)}" for k, x in v["pass_at"].items()),
                          f"{r.pct(maj['accuracy'])} ({maj['correct']}/{maj['n']})" if maj.get("accuracy") is not None else maj.get("reason", "—"),
-                         "—" if not var.get("available") else f"{var['between_item']:.4f} / {var['within_item']:.4f} ({r.pct(var['share_within'])} of Var(avg@k))"])
+                         "—" if not var.get("available")
+                         else f"{var['between_item']:.4f} / {var['within_item']:.4f} ({r.pct(var['share_within'])} of Var(avg@k))"])
         out.append(f"**{name}** (protocol {rs['protocol']})\n")
         out.append(r.table(["Model", "k", "Items", "avg@k", "pass@j (unbiased)", "maj@k", "Variance between / within item"], rows))
         p = e.get("paired") or {}

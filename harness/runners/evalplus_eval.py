@@ -135,7 +135,8 @@ def install_patches() -> None:
     import evalplus.evaluate as evaluate_mod
 
     source = inspect.getsource(ev.unsafe_execute)
-    exec(compile(patched_unsafe_execute_source(source), ev.__file__, "exec"), ev.__dict__)
+    # evalplus' own function, recompiled with the find_zero fix (notes/evalplus.md); never model output.
+    exec(compile(patched_unsafe_execute_source(source), ev.__file__, "exec"), ev.__dict__)  # noqa: S102
     fixed_unsafe_execute = ev.unsafe_execute
     headroom = int(os.environ.get("HARNESS_SAMPLE_NPROC_HEADROOM", "8"))
 
@@ -153,7 +154,7 @@ def install_patches() -> None:
     original_check = evaluate_mod.untrusted_check
     state = {"subreaper": False}
 
-    def cleaning_untrusted_check(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+    def cleaning_untrusted_check(*args: object, **kwargs: object):  # returns whatever evalplus' check returns
         # Runs in a ProcessPoolExecutor worker; orphans of the sample re-parent here.
         if not state["subreaper"]:
             _set_child_subreaper()
@@ -232,7 +233,7 @@ def evaluate_in_sandbox(
     samples: Path,
     dataset_file: Path,
     *,
-    limits: "SandboxLimits | None" = None,
+    limits: SandboxLimits | None = None,
     parallel: int | None = None,
     min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
     gt_time_limit_factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR,

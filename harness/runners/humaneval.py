@@ -32,11 +32,11 @@ from typing import Any
 from harness import SCHEMA_VERSION
 from harness.config import StudyConfig, dataset_file
 from harness.datasets import load_rows
+from harness.estimators import pass_at_k
 from harness.hashing import request_hash
 from harness.io import append_jsonl, atomic_write_json, iter_jsonl, utc_now
 from harness.reasoning import split_reasoning, strip_reasoning
 from harness.records import error_info
-from harness.estimators import pass_at_k
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dic
                     if not error["retriable"]:
                         break
                     if attempt < attempts:
-                        await asyncio.sleep(min(30.0, 2.0 ** (attempt - 1)) * (0.5 + random.random()))
+                        await asyncio.sleep(min(30.0, 2.0 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311 - jitter
                         # A server that died is being restarted (serve supervises it, compose restarts it):
                         # spend the retry on a live server, not on a connection refused.
                         await _wait_until_healthy(session, health_url, min(HEALTH_WAIT_S, cfg.request.timeout_s))
@@ -371,7 +371,7 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
         from harness.io import atomic_write_text
 
         opener = gzip.open if str(ds_path).endswith(".gz") else open
-        with opener(ds_path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        with opener(ds_path, "rt", encoding="utf-8") as fh:
             keep = [ln for ln in fh if ln.strip() and json.loads(ln)["task_id"] in task_ids]
         atomic_write_text(subset, "".join(ln if ln.endswith("\n") else ln + "\n" for ln in keep))
 

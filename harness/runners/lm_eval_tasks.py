@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.reasoning import strip_reasoning
-
 # lm-eval's own scorers, so `as_recorded` equals what lm-eval's built-in tasks would record.
 from lm_eval.tasks.aime.utils import process_results as aime_process_results  # noqa: F401
+
+from harness.reasoning import strip_reasoning
 
 
 def strip_think(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[list[str]]:
