@@ -194,7 +194,7 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _roles(self) -> StudyConfig:
-        if self.candidate != (self.candidates or [None])[0]:
+        if not self.candidates or self.candidate != self.candidates[0]:
             raise ValueError(f"candidate {self.candidate!r} must be the first of candidates {self.candidates} "
                              f"(or leave candidate out)")
         for role in ("candidate", "baseline"):

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import reference_files
+
 from harness.cli import main
 
 BENCHES = ("aime24", "aime25")  # IFEval would add ~20 s of re-scoring and nothing to the pairing logic
@@ -66,7 +66,7 @@ def test_both_candidates_in_comparisons(three_model_run):
     for comp in s["comparisons"]:
         assert set(comp["benchmarks"]) == {"aime24", "aime25", "aime_combined"}
         assert comp["statistics"]["family"] == ["aime24", "aime25"]  # Holm per comparison, pooled row left out
-        for bench, blk in comp["benchmarks"].items():
+        for blk in comp["benchmarks"].values():
             p = blk["paired"]
             assert set(blk["scores"]) == {comp["candidate"], "base"}
             assert {"delta_ci95", "p_holm", "mde_pp"} <= set(p)
@@ -131,3 +131,12 @@ def test_config_names_several_candidates(tmp_path):
                       ({"candidates": "x"}, "field 'candidates'")):
         with pytest.raises(ConfigError, match=says.replace("[", r"\[").replace("]", r"\]")):
             parse_config({**base, **bad}, "t.yaml")
+
+
+@pytest.mark.parametrize("cands,says", [(["distilled", "base"], "candidate and baseline must differ"),
+                                        (["distilled", "distilled"], "names a model twice")])
+def test_analyze_refuses_bad_candidate_lists(three_model_run, capsys, cands, says):
+    run, _, _ = three_model_run
+    args = [x for c in cands for x in ("--candidate", c)]
+    assert main(["analyze", "--run", str(run), *args, "--baseline", "base"]) != 0
+    assert says in capsys.readouterr().err

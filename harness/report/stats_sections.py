@@ -229,7 +229,7 @@ def pairwise_sections(s: dict[str, Any]) -> str:
     """3.3: one paired table per comparison (each its own Holm family); the later sections describe the first."""
     r = _h()
     comps = comparisons(s)
-    out = [f"### 3.3 Pairwise comparisons\n",
+    out = ["### 3.3 Pairwise comparisons\n",
            f"Each candidate against {comps[0]['baseline']} on the items both have; Holm's adjustment runs over each "
            f"comparison's own benchmarks. Sections 4-12 detail the first comparison ({comps[0]['candidate']} vs "
            f"{comps[0]['baseline']}).\n"]
