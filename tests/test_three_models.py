@@ -110,6 +110,13 @@ def test_report_shows_both_candidates(three_model_run):
         assert f"{p['delta_pp']:+.1f}pp" in row and f"{p['only_candidate']} " in row
 
 
+def test_html_explorer_offers_both_comparisons(three_model_run):
+    """report.html (harness/report/html.py) reads summary.comparisons: one selectable comparison each."""
+    run, _, _ = three_model_run
+    page = (run / "report.html").read_text()
+    assert '<option value="0">distilled vs base' in page and f'<option value="1">{THIRD} vs base' in page
+
+
 def test_config_names_several_candidates(tmp_path):
     """`candidates: [..]` in the study config; analyze takes them from there."""
     import yaml
