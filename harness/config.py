@@ -142,7 +142,9 @@ class StudyConfig(_Strict):
     schema_version: Literal[1] = 1
     study: str = Field(min_length=1)
     description: str = ""
-    candidate: str
+    candidate: str  # the first (or only) candidate; filled from `candidates` when left out
+    # Several candidates against one baseline (DESIGN.md §6); [candidate] when not given.
+    candidates: list[str] = Field(default_factory=list, min_length=1)
     baseline: str
     models: dict[str, ModelSpec]
     server: ServerSpec = ServerSpec()
@@ -176,14 +178,36 @@ class StudyConfig(_Strict):
             raise ValueError("no benchmarks configured")
         return benchmarks
 
+    @model_validator(mode="before")
+    @classmethod
+    def _candidate_list(cls, raw: Any) -> Any:
+        """Fill whichever of candidate / candidates is left out: `candidates: [A, B]` names A the candidate
+        (readers of `candidate` keep working); a single `candidate: A` means candidates [A]."""
+        if not isinstance(raw, dict):
+            return raw
+        if "candidate" not in raw and isinstance(raw.get("candidates"), list) and raw["candidates"] \
+                and isinstance(raw["candidates"][0], str):
+            return {**raw, "candidate": raw["candidates"][0]}
+        if "candidates" not in raw and isinstance(raw.get("candidate"), str):
+            return {**raw, "candidates": [raw["candidate"]]}
+        return raw
+
     @model_validator(mode="after")
     def _roles(self) -> StudyConfig:
+        if not self.candidates or self.candidate != self.candidates[0]:
+            raise ValueError(f"candidate {self.candidate!r} must be the first of candidates {self.candidates} "
+                             f"(or leave candidate out)")
         for role in ("candidate", "baseline"):
             name = getattr(self, role)
             if name not in self.models:
                 raise ValueError(f"{role} {name!r} is not among the models ({', '.join(self.models)})")
-        if self.candidate == self.baseline:
-            raise ValueError("candidate and baseline must differ")
+        for i, name in enumerate(self.candidates):
+            if name not in self.models:
+                raise ValueError(f"candidates[{i}] {name!r} is not among the models ({', '.join(self.models)})")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError(f"candidates {self.candidates} names a model twice")
+        if self.baseline in self.candidates:
+            raise ValueError(f"baseline {self.baseline!r} is also among the candidates; candidate and baseline must differ")
         return self
 
     def seed_for(self, model: str) -> int:

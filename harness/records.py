@@ -138,6 +138,15 @@ class BenchmarkSummary(BaseModel):
     protocols: dict[str, dict[str, ScoreBlock]]
 
 
+class Comparison(BaseModel):
+    """One entry of summary.comparisons: a candidate against the baseline (DESIGN.md §6)."""
+
+    model_config = ConfigDict(extra="allow")
+    candidate: str
+    baseline: str
+    benchmarks: dict[str, BenchmarkSummary]
+
+
 class ValidityRow(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str
@@ -163,6 +172,7 @@ class Summary(_Record):
     baseline: str
     benchmarks: dict[str, BenchmarkSummary]
     benchmark_notes: dict[str, dict[str, Any]]
+    comparisons: list[Comparison] | None = None  # every candidate vs the baseline; the first = the top level
     per_question: dict[str, Any]
     categories: dict[str, Any]
     reasoning_volume: dict[str, Any]

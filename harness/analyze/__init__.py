@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("analyze", help="compute every statistic of the report into analysis/summary.json")
     p.add_argument("--run", required=True, help="run directory, e.g. results/demo")
     p.add_argument("--config", help="study config (default: RUN/config.yaml when present)")
-    p.add_argument("--candidate", help="candidate model key (default: from the config)")
+    p.add_argument("--candidate", action="append",
+                   help="candidate model key; repeat for several candidates against one baseline (default: from the config)")
     p.add_argument("--baseline", help="baseline model key (default: from the config)")
     p.add_argument("--taxonomy", help="taxonomy YAML (default: config's, else configs/taxonomy.yaml)")
     p.add_argument("--training-data", help="training set file or folder (default: config's)")
@@ -48,12 +49,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{run_dir}: no such run directory")
     cfg_path = Path(args.config) if args.config else (run_dir / "config.yaml" if (run_dir / "config.yaml").is_file() else None)
     cfg = load_config(cfg_path) if cfg_path else None
-    candidate = args.candidate or (cfg.candidate if cfg else None)
+    candidates: list[str] = args.candidate or (cfg.candidates if cfg else [])
     baseline = args.baseline or (cfg.baseline if cfg else None)
-    if not candidate or not baseline:
+    if not candidates or not baseline:
         raise UsageError("no config found: give --candidate NAME and --baseline NAME")
-    if candidate == baseline:
+    if baseline in candidates:
         raise UsageError("candidate and baseline must differ")
+    if len(set(candidates)) != len(candidates):
+        raise UsageError(f"--candidate names a model twice: {', '.join(candidates)}")
     taxonomy_path = _existing(args.taxonomy, cfg.taxonomy if cfg else None, REPO_CONFIGS / "taxonomy.yaml")
     if args.taxonomy and taxonomy_path != Path(args.taxonomy):
         raise UsageError(f"{args.taxonomy}: taxonomy file not found")
@@ -64,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from harness.analyze.completeness import expected_from_config
 
     expected = expected_from_config(cfg) if cfg else {}
-    return analyze(run_dir, candidate, baseline, taxonomy_path, training_path, published_path, he_path, cfg_path,
+    return analyze(run_dir, candidates, baseline, taxonomy_path, training_path, published_path, he_path, cfg_path,
                    expected=expected, allow_incomplete=args.allow_incomplete)
 
 
-def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | None, training_path: Path | None,
+def analyze(run_dir: Path, candidate: str | list[str], baseline: str, taxonomy_path: Path | None, training_path: Path | None,
             published_path: Path | None, he_path: Path | None, cfg_path: Path | None,
             expected: dict[tuple[str, str], int] | None = None, allow_incomplete: bool = False) -> int:
     from harness import LM_EVAL_BENCHMARKS
@@ -83,6 +86,7 @@ def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | 
     from harness.io import atomic_write_json, sha256_file
     from harness.records import Summary, parse
 
+    candidates = [candidate] if isinstance(candidate, str) else list(candidate)
     rd = load_run(run_dir)
     completeness = assess(rd, expected or {}, set(LM_EVAL_BENCHMARKS))
     incomplete = [c for c in completeness.values() if c.missing or c.errors]
@@ -94,10 +98,10 @@ def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | 
               f"--allow-incomplete", file=sys.stderr)
         return INCOMPLETE_EXIT
     present = {m for m, _ in rd.benches}
-    missing = [m for m in (candidate, baseline) if m not in present]
-    if len(missing) == 2:
-        raise UsageError(f"neither {candidate!r} nor {baseline!r} has results in {run_dir}/raw "
-                         f"(found: {', '.join(sorted(present)) or 'none'})")
+    for cand in candidates:
+        if cand not in present and baseline not in present:
+            raise UsageError(f"neither {cand!r} nor {baseline!r} has results in {run_dir}/raw "
+                             f"(found: {', '.join(sorted(present)) or 'none'})")
     tax = load_taxonomy(taxonomy_path)
     he_prompts = load_humaneval_prompts(he_path) if any(b == "humaneval_plus" for _, b in rd.benches) else {}
     extra: list[dict[str, Any]] = []
@@ -118,7 +122,7 @@ def analyze(run_dir: Path, candidate: str, baseline: str, taxonomy_path: Path | 
             extra.append({"path": "manifest.json", "sha256": sha256_file(mpath), "role": "manifest"})
         except ValueError:
             manifest = {"error": "manifest.json is not valid JSON"}
-    summary = build_summary(rd, candidate, baseline, tax, he_prompts, training, published_path, manifest, extra,
+    summary = build_summary(rd, candidates, baseline, tax, he_prompts, training, published_path, manifest, extra,
                             completeness={k: c.as_dict() for k, c in completeness.items()})
     parse(Summary, summary, "analysis/summary.json (as built)")  # the contract the report reads; fails loudly here
     out = run_dir / "analysis"

@@ -88,21 +88,29 @@ def compare(cand: dict[str, bool], base: dict[str, bool]) -> dict[str, Any]:
     return blk
 
 
+def _bench_data(rd: RunData, models: list[str], bench: str) -> dict[str, BenchData]:
+    per = {}
+    for m in models:
+        bd = _combined(rd, m) if bench == "aime_combined" else rd.benches.get((m, bench))
+        if bd is not None:
+            per[m] = bd
+    return per
+
+
 class Analysis:
+    """One comparison (candidate vs baseline). `peers`: every model of the study; the primary protocol of a
+    benchmark is chosen over all of them, so that every comparison (and the scorecard's columns) scores a
+    benchmark the same way."""
+
     def __init__(self, rd: RunData, candidate: str, baseline: str, taxonomy: Taxonomy,
-                 he_prompts: dict[str, dict[str, Any]]):
+                 he_prompts: dict[str, dict[str, Any]], peers: list[str] | None = None):
         self.rd, self.cand, self.base, self.tax, self.he_prompts = rd, candidate, baseline, taxonomy, he_prompts
         self.models = [candidate, baseline]
         self.data: dict[str, dict[str, BenchData]] = {}
         for bench in BENCH_ORDER:
-            per = {}
-            for m in self.models:
-                bd = _combined(rd, m) if bench == "aime_combined" else rd.benches.get((m, bench))
-                if bd is not None:
-                    per[m] = bd
-            if per:
+            if per := _bench_data(rd, self.models, bench):
                 self.data[bench] = per
-        chosen = {b: primary_protocol(list(per.values())) for b, per in self.data.items()}
+        chosen = {b: primary_protocol(list(_bench_data(rd, peers or self.models, b).values())) for b in self.data}
         self.primary = {b: p for b, (p, _) in chosen.items()}
         self.primary_reason = {b: why for b, (_, why) in chosen.items()}
 
@@ -422,6 +430,12 @@ def _completeness_of(completeness: dict[tuple[str, str], dict[str, int]], model:
     return completeness.get((model, bench)) or {"expected": n, "scored": n, "missing": 0, "errors": 0}
 
 
+def _comparison(an: Analysis, benchmarks: dict[str, Any], notes: dict[str, Any]) -> dict[str, Any]:
+    """One entry of summary.comparisons: the scorecard of one candidate vs the baseline (Holm family per comparison)."""
+    return {"candidate": an.cand, "baseline": an.base, "benchmarks": benchmarks, "benchmark_notes": notes,
+            "statistics": {"family": an.family["family"]}}
+
+
 def published(path: Path | None) -> dict[str, Any]:
     import yaml
 
@@ -480,19 +494,25 @@ def transfer(analysis: Analysis, categories: dict[str, Any], training_rows: list
             "per_benchmark": per_bench}
 
 
-def build_summary(rd: RunData, candidate: str, baseline: str, taxonomy: Taxonomy, he_prompts: dict[str, Any],
+def build_summary(rd: RunData, candidate: str | list[str], baseline: str, taxonomy: Taxonomy, he_prompts: dict[str, Any],
                   training: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None, published_path: Path | None,
                   manifest: dict[str, Any] | None, extra_inputs: list[dict[str, Any]],
                   completeness: dict[tuple[str, str], dict[str, int]] | None = None) -> dict[str, Any]:
+    """`candidate`: one key, or several (each compared with the baseline). The top-level sections describe
+    the first comparison; `comparisons` holds every one (DESIGN.md §6)."""
     from harness.analyze import training as tr
     from harness.io import utc_now
 
-    an = Analysis(rd, candidate, baseline, taxonomy, he_prompts)
+    candidates = [candidate] if isinstance(candidate, str) else list(candidate)
+    candidate, peers = candidates[0], [*candidates, baseline]
+    an = Analysis(rd, candidate, baseline, taxonomy, he_prompts, peers)
     benchmarks, notes = an.scorecard()
+    others = [Analysis(rd, c, baseline, taxonomy, he_prompts, peers) for c in candidates[1:]]
+    comparisons = [_comparison(an, benchmarks, notes)] + [_comparison(o, *o.scorecard()) for o in others]
     cats = an.categories()
     summary: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "run": rd.run_dir.name, "generated_at": utc_now(),
                                "candidate": candidate, "baseline": baseline, "benchmarks": benchmarks,
-                               "benchmark_notes": notes}
+                               "benchmark_notes": notes, "comparisons": comparisons}
     summary["statistics"] = paired_stats.statistics_section(an.family)
     summary["cost"] = cost.cost(an.data, an.primary)
     summary["per_question"] = an.per_question()
@@ -511,15 +531,21 @@ def build_summary(rd: RunData, candidate: str, baseline: str, taxonomy: Taxonomy
         summary["training_data"] = None
         summary["leakage"] = None
     summary["transfer"] = transfer(an, cats, rows)
-    summary["comparison"] = {"ours": {m: {b: benchmarks[b]["scores"].get(m, {}).get("accuracy") for b in benchmarks}
-                                      for m in an.models},
+    ours: dict[str, dict[str, Any]] = {}
+    for comp in comparisons:  # a model's score does not depend on the comparison it appears in
+        for m in (comp["candidate"], comp["baseline"]):
+            ours.setdefault(m, {b: blk["scores"].get(m, {}).get("accuracy") for b, blk in comp["benchmarks"].items()})
+    summary["comparison"] = {"ours": ours,
                              "protocols": {b: benchmarks[b]["protocol"] for b in benchmarks},
                              "published": published(published_path)}
     summary["validity"] = an.validity(notes, completeness or {})
+    for o, comp in zip(others, comparisons[1:]):  # the further candidates' own rows (the baseline's are there)
+        summary["validity"]["per_model_benchmark"] += [
+            r for r in o.validity(comp["benchmark_notes"], completeness or {})["per_model_benchmark"] if r["model"] == o.cand]
     warnings = []
     for (m, b), bd in sorted(rd.benches.items()):
         warnings += [f"{m}/{b}: {w}" for w in bd.warnings]
-    for m in an.models:
+    for m in peers:
         if not any(k[0] == m for k in rd.benches):
             warnings.append(f"model {m!r} has no results in raw/")
     summary["inputs"] = {"files": rd.inputs + extra_inputs, "warnings": warnings,

@@ -59,6 +59,8 @@ class Report:
         self.c, self.b = s["candidate"], s["baseline"]
         self.B = s["benchmarks"]
         self.notes = s.get("benchmark_notes", {})
+        self.comps = more.comparisons(s)  # several candidates: 3.1 gets a column per model, 3.3 a table per pair
+        self.models = list(dict.fromkeys([c["candidate"] for c in self.comps] + [self.b]))
         self.parts: list[str] = []
 
     def w(self, text: str = "") -> None:
@@ -82,8 +84,10 @@ class Report:
     # ---------------------------------------------------------------------------------------
     def render(self) -> str:
         s = self.s
-        self.w(f"# Evaluation report: {self.c} vs {self.b} (run `{s['run']}`)\n")
-        self.w(f"Generated from `analysis/summary.json` ({s['generated_at']}). Candidate: **{self.c}**; baseline: **{self.b}**.\n")
+        cands = [c["candidate"] for c in self.comps]
+        self.w(f"# Evaluation report: {', '.join(cands)} vs {self.b} (run `{s['run']}`)\n")
+        self.w(f"Generated from `analysis/summary.json` ({s['generated_at']}). Candidate{'s' if len(cands) > 1 else ''}: "
+               f"{', '.join(f'**{c}**' for c in cands)}; baseline: **{self.b}**.\n")
         for i, (title, fn) in enumerate([
             ("Executive Summary", self.sec_exec), ("Methodology", self.sec_method), ("Overall Scorecard", self.sec_scorecard),
             ("Statistical Significance", self.sec_significance), ("AIME Results", self.sec_aime), ("IFEval Results", self.sec_ifeval),
@@ -154,11 +158,11 @@ class Report:
         prov = self.s.get("provenance") or {}
         models = prov.get("models") if isinstance(prov, dict) else None
         rows = []
-        for m in (self.c, self.b):
+        for m in self.models:
             info = (models or {}).get(m, {}) if isinstance(models, dict) else {}
             src = info.get("source") if isinstance(info, dict) else None
             src = ", ".join(f"{a}={b}" for a, b in src.items() if b) if isinstance(src, dict) else src
-            rows.append([m, "candidate" if m == self.c else "baseline", src or public_path(info.get("path")),
+            rows.append([m, "baseline" if m == self.b else "candidate", src or public_path(info.get("path")),
                          (info.get("sha256") or "—")[:16]])
         self.w("### 2.1 Models\n")
         self.w(table(["Model", "Role", "Source", "sha256 (prefix)"], rows))
@@ -188,12 +192,15 @@ class Report:
 
     def sec_scorecard(self) -> None:
         self.w("### 3.1 Full results\n")
-        rows = []
-        for bench, b in self.B.items():
-            p = b.get("paired") or {}
-            rows.append([LABELS.get(bench, bench), b["metric"], b["n"], frac(b["scores"].get(self.c)), frac(b["scores"].get(self.b)),
-                         pp(p.get("delta_pp")), self.direction(bench)])
-        self.w(table(["Benchmark", "Metric", "n", self.c, self.b, "Delta", "Direction"], rows))
+        if len(self.comps) > 1:
+            self.w(more.multi_scorecard(self.s))
+        else:
+            rows = []
+            for bench, b in self.B.items():
+                p = b.get("paired") or {}
+                rows.append([LABELS.get(bench, bench), b["metric"], b["n"], frac(b["scores"].get(self.c)), frac(b["scores"].get(self.b)),
+                             pp(p.get("delta_pp")), self.direction(bench)])
+            self.w(table(["Benchmark", "Metric", "n", self.c, self.b, "Delta", "Direction"], rows))
         self.w("### 3.2 Net impact\n")
         for f in self.findings()[:3]:
             self.w(f"- {f}")
@@ -206,6 +213,8 @@ class Report:
                 self.w(f"- {LABELS.get(bench, bench)} unbiased pass@k: " + "; ".join(
                     f"{m} " + ", ".join(f"{k} {pct(v)}" for k, v in d.items()) for m, d in n["pass_at_k"].items()))
         self.w("")
+        if len(self.comps) > 1:
+            self.w(more.pairwise_sections(self.s))
 
     def sec_significance(self) -> None:
         self.w("### 4.1 McNemar's test results\n")

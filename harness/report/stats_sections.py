@@ -200,3 +200,52 @@ def p_text(p: dict[str, Any]) -> str:
 def pooled_suffix(p: dict[str, Any]) -> str:
     """Said after a pooled row's direction: its significance is its raw p, outside the Holm family."""
     return " (pooled row: raw p, outside the Holm family)" if p.get("p_holm") is None and p.get("p_holm_note") else ""
+
+
+def comparisons(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """summary.comparisons (DESIGN.md §6), or the top-level comparison of a summary written before it existed."""
+    return s.get("comparisons") or [{"candidate": s["candidate"], "baseline": s["baseline"], "benchmarks": s["benchmarks"],
+                                     "benchmark_notes": s.get("benchmark_notes", {})}]
+
+
+def multi_scorecard(s: dict[str, Any]) -> str:
+    """3.1 with several candidates: a column per model, a delta column per candidate (vs the baseline)."""
+    r = _h()
+    comps = comparisons(s)
+    models = list(dict.fromkeys([c["candidate"] for c in comps] + [c["baseline"] for c in comps]))
+    rows = []
+    for bench in dict.fromkeys(b for c in comps for b in c["benchmarks"]):
+        blks = [c["benchmarks"].get(bench) for c in comps]
+        scores: dict[str, Any] = {}
+        for blk in blks:
+            scores.update((blk or {}).get("scores", {}))
+        first = next(b for b in blks if b)
+        rows.append([LABELS.get(bench, bench), first["metric"], first["protocol"]]
+                    + [r.frac(scores.get(m)) for m in models]
+                    + [r.pp(((blk or {}).get("paired") or {}).get("delta_pp")) for blk in blks])
+    return r.table(["Benchmark", "Metric", "Protocol", *models, *(f"Δ {c['candidate']}" for c in comps)], rows)
+
+
+def pairwise_sections(s: dict[str, Any]) -> str:
+    """3.3: one paired table per comparison (each its own Holm family); the later sections describe the first."""
+    r = _h()
+    comps = comparisons(s)
+    out = ["### 3.3 Pairwise comparisons\n",
+           f"Each candidate against {comps[0]['baseline']} on the items both have; Holm's adjustment runs over each "
+           f"comparison's own benchmarks. Sections 4-12 detail the first comparison ({comps[0]['candidate']} vs "
+           f"{comps[0]['baseline']}).\n"]
+    for comp in comps:
+        c, b = comp["candidate"], comp["baseline"]
+        rows = []
+        for bench, blk in comp["benchmarks"].items():
+            p = blk.get("paired")
+            if not p:
+                rows.append([LABELS.get(bench, bench), blk["n"], "—", "—", "—", "—", "—", "—", "—", "not paired"])
+                continue
+            sig = "significant" if (decision_p(p) or 1) < 0.05 else "ns"
+            rows.append([LABELS.get(bench, bench), p.get("n", blk["n"]), p["both"], p["only_candidate"], p["only_baseline"],
+                         p["neither"], r.pp(p["delta_pp"]), _ci(p.get("delta_ci95")), p_text(p), sig + pooled_suffix(p)])
+        out.append(f"#### {c} vs {b}\n")
+        out.append(r.table(["Benchmark", "n", "Both ✅", f"Only {c} ✅", f"Only {b} ✅", "Both ❌", "Δ", "95% CI of Δ",
+                            "p", "Sig (Holm)"], rows))
+    return "\n".join(out)
