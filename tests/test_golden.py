@@ -1,7 +1,7 @@
 """Golden test: the reference study's summary.json, field by field, against tests/golden/reference-summary.json.
 
 Any change of a number the report prints is then a visible diff in review. Only `make golden`
-(HARNESS_UPDATE_GOLDEN=1) rewrites the golden file. Paths are normalised (<run>, <repo>, <prefix>) so the
+(HARNESS_UPDATE_GOLDEN=1) rewrites the golden file. Paths are normalised (<run>, <repo>, <prefix>, <home>) so the
 file does not depend on where the test runs; the keys below are the only ones not compared.
 """
 
@@ -25,8 +25,9 @@ FLOAT_TOLERANCE = 1e-9
 
 def normalised(summary: dict[str, Any], run: Path) -> Any:
     text = json.dumps(summary, sort_keys=True)
-    for real, token in ((str(run), "<run>"), (str(REPO), "<repo>"), (sys.prefix, "<prefix>")):
-        text = text.replace(real, token)
+    places = {str(run): "<run>", str(REPO): "<repo>", sys.prefix: "<prefix>", str(Path.home()): "<home>"}
+    for real in sorted(places, key=len, reverse=True):  # the longest (most specific) first
+        text = text.replace(real, places[real])
     return json.loads(text)
 
 
