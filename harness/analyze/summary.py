@@ -23,8 +23,9 @@ def _outcomes(bd: BenchData | None, proto: str, rep: int = 0) -> dict[str, bool]
 
 
 def _combined(rd: RunData, model: str) -> BenchData | None:
-    parts = [rd.benches.get((model, b)) for b in ("aime24", "aime25")]
-    if not all(parts):
+    found = [rd.benches.get((model, b)) for b in ("aime24", "aime25")]
+    parts = [p for p in found if p is not None]
+    if len(parts) < len(found):
         return None
     out = BenchData(model, "aime_combined", imported=any(p.imported for p in parts))
     for p in parts:
@@ -183,7 +184,7 @@ class Analysis:
             items = sorted(meta, key=lambda i: (meta[i].get("doc_id") if meta[i].get("doc_id") is not None else 10**9, i))
             for item in items:
                 m = meta[item]
-                row = {"id": item, "doc_id": m.get("doc_id"), "problem_head": (m.get("text") or "")[:60].replace("\n", " "),
+                row: dict[str, Any] = {"id": item, "doc_id": m.get("doc_id"), "problem_head": (m.get("text") or "")[:60].replace("\n", " "),
                        "answer": m.get("answer"), "topics": self.tax.aime.label(m.get("text") or ""), "outcomes": {}, "reasoning_chars": {}}
                 for model, bd in per.items():
                     row["outcomes"][model] = _outcomes(bd, proto).get(item)
@@ -196,7 +197,7 @@ class Analysis:
     # -- categories --------------------------------------------------------------------------
     def _cat_table(self, bench: str, labels_of: dict[str, list[str]]) -> list[dict[str, Any]]:
         per = self.data.get(bench, {})
-        proto = self.primary.get(bench)
+        proto = self.primary.get(bench, "as_recorded")
         outs = {m: _outcomes(bd, proto) for m, bd in per.items()}
         cats: dict[str, list[str]] = {}
         for item, labs in labels_of.items():
@@ -252,12 +253,13 @@ class Analysis:
         for item in items:
             ids = meta.get(item, {}).get("instruction_id_list", [])
             for idx, iid in enumerate(ids):
-                vals = []
+                vals: list[bool | None] = []
                 for m in self.models:
                     lst = inst.get(m, {}).get(item)
                     vals.append(lst[idx] if lst is not None and idx < len(lst) else None)
-                pairs_by_cat.setdefault(Taxonomy.ifeval_category(iid), []).append(tuple(vals))
-                pairs_by_id.setdefault(iid, []).append(tuple(vals))
+                pair = (vals[0], vals[1])
+                pairs_by_cat.setdefault(Taxonomy.ifeval_category(iid), []).append(pair)
+                pairs_by_id.setdefault(iid, []).append(pair)
 
         def table(groups: dict[str, list[tuple[Any, Any]]], key: str) -> list[dict[str, Any]]:
             rows = []
@@ -292,7 +294,7 @@ class Analysis:
             c, b = _outcomes(per[self.cand], proto), _outcomes(per[self.base], proto)
             common = sorted(set(c) & set(b), key=lambda s: (len(s), s))
 
-            def name(i: str) -> str:
+            def name(i: str, bench: str = bench) -> str:
                 return humaneval_name(i, self.he_prompts) if bench == "humaneval_plus" else i
             out[bench] = {"candidate_only": [name(i) for i in common if c[i] and not b[i]],
                           "baseline_only": [name(i) for i in common if b[i] and not c[i]]}
@@ -300,7 +302,8 @@ class Analysis:
 
     # -- reasoning volume --------------------------------------------------------------------
     def reasoning_volume(self) -> dict[str, Any]:
-        rows, corr = [], []
+        rows: list[dict[str, Any]] = []
+        corr: list[dict[str, Any]] = []
         for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
             for m, bd in self.data.get(bench, {}).items():
                 gens = [g for reps in bd.gens.values() for g in reps.values()]
@@ -539,7 +542,7 @@ def build_summary(rd: RunData, candidate: str | list[str], baseline: str, taxono
                              "protocols": {b: benchmarks[b]["protocol"] for b in benchmarks},
                              "published": published(published_path)}
     summary["validity"] = an.validity(notes, completeness or {})
-    for o, comp in zip(others, comparisons[1:]):  # the further candidates' own rows (the baseline's are there)
+    for o, comp in zip(others, comparisons[1:], strict=True):  # the further candidates' own rows (the baseline's are there)
         summary["validity"]["per_model_benchmark"] += [
             r for r in o.validity(comp["benchmark_notes"], completeness or {})["per_model_benchmark"] if r["model"] == o.cand]
     warnings = []

@@ -74,7 +74,8 @@ class Report:
         p = self.B[bench].get("paired")
         if not p or p["delta_pp"] is None:
             return "not paired"
-        sig = more.decision_p(p) is not None and more.decision_p(p) < 0.05  # Holm-adjusted when in the family
+        dp = more.decision_p(p)  # Holm-adjusted when in the family
+        sig = dp is not None and dp < 0.05
         if p["delta_pp"] > 0:
             return "improved" + ("" if sig else " (not significant)") + more.pooled_suffix(p)
         if p["delta_pp"] < 0:
@@ -118,8 +119,10 @@ class Report:
         self.w(" ".join(self.findings()) + "\n")
 
     def findings(self) -> list[str]:
-        out = []
-        gains, losses, flat = [], [], []
+        out: list[str] = []
+        gains: list[str] = []
+        losses: list[str] = []
+        flat: list[str] = []
         for bench, b in self.B.items():
             if bench == "aime_combined":
                 continue
@@ -127,7 +130,8 @@ class Report:
             if not p or p["delta_pp"] is None:
                 continue
             label = f"{LABELS.get(bench, bench)} ({pp(p['delta_pp'])}, {more.p_text(p)}, Cohen's h {p['cohens_h']:+.2f} {p['effect']})"
-            if more.decision_p(p) < 0.05:
+            dp = more.decision_p(p)
+            if dp is not None and dp < 0.05:
                 (gains if p["delta_pp"] > 0 else losses).append(label)
             else:
                 flat.append(label)
@@ -261,7 +265,8 @@ class Report:
         yrs = [b for b in ("aime24", "aime25", "aime_combined") if b in self.B and self.B[b].get("paired")]
         if yrs:
             rows = [[name] + [self.B[b]["paired"][k] for b in yrs] for name, k in
-                    (("Both correct", "both"), ("Both wrong", "neither"), (f"Only {self.c} correct", "only_candidate"), (f"Only {self.b} correct", "only_baseline"))]
+                    (("Both correct", "both"), ("Both wrong", "neither"), (f"Only {self.c} correct", "only_candidate"), (f"Only {self.b} correct",
+                                                                                                                         "only_baseline"))]
             self.w(table(["Category"] + [LABELS[b] for b in yrs], rows))
         for k, b in enumerate(("aime24", "aime25"), start=3):
             pq = self.s.get("per_question", {}).get(b)
@@ -271,7 +276,8 @@ class Report:
             mark = lambda v: "—" if v is None else ("✅" if v else "❌")  # noqa: E731
             rows = [[i, r["id"], r["problem_head"] + "…", r["answer"], ", ".join(r["topics"]), mark(r["outcomes"].get(self.c)), mark(r["outcomes"].get(self.b)),
                      num(r["reasoning_chars"].get(self.c)), num(r["reasoning_chars"].get(self.b))] for i, r in enumerate(pq["rows"])]
-            self.w(table(["#", "ID", "Problem (first 60 chars)", "Answer", "Topics", self.c, self.b, f"{self.c} reasoning (chars)", f"{self.b} reasoning (chars)"], rows))
+            self.w(table(["#", "ID", "Problem (first 60 chars)", "Answer", "Topics", self.c, self.b, f"{self.c} reasoning (chars)",
+                          f"{self.b} reasoning (chars)"], rows))
         topics = self.s.get("categories", {}).get("aime_topics", {})
         if topics:
             self.w("### 5.5 Accuracy by math topic\n")
@@ -350,7 +356,8 @@ class Report:
         if logs:
             benches = sorted({b for v in logs.values() for b in v["per_benchmark"]})
             self.w(table(["Proxy log", "Records", "Malformed lines", "Cache hits", "Errors"] + benches,
-                         [[f"proxy/{m}.jsonl", v["records"], v["malformed_lines"], v["cache_hits"], v["errors"]] + [v["per_benchmark"].get(b, 0) for b in benches]
+                         [[f"proxy/{m}.jsonl", v["records"], v["malformed_lines"], v["cache_hits"], v["errors"]] + [v["per_benchmark"].get(b,
+                                                                                                                                           0) for b in benches]
                           for m, v in logs.items()]))
         else:
             self.w("No proxy logs in this run: reasoning statistics come from the samples' own text.\n")
@@ -365,7 +372,8 @@ class Report:
         rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), r["n"], num(r["mean_reasoning_chars"]), num(r["mean_answer_chars"]),
                  pct(r["reasoning_share"], 0), pct(r["share_with_reasoning"]), "—" if r["mean_latency_s"] is None else f"{r['mean_latency_s']:.1f}s",
                  num(r["mean_completion_tokens"])] for r in rv.get("rows", [])]
-        self.w(table(["Model", "Benchmark", "n", "Avg reasoning (chars)", "Avg answer (chars)", "Reasoning share", "% with reasoning", "Avg time", "Avg completion tokens"], rows))
+        self.w(table(["Model", "Benchmark", "n", "Avg reasoning (chars)", "Avg answer (chars)", "Reasoning share", "% with reasoning", "Avg time",
+                      "Avg completion tokens"], rows))
         self.figure("reasoning_lengths", "reasoning length distributions")
         self.w("### 8.3 The reasoning gap\n")
         def avg(g: dict[str, Any], role: str, model: str) -> str:
@@ -411,7 +419,8 @@ class Report:
         if lk:
             m = lk["method"]
             self.w(f"{lk['training_prompts']} training prompts checked against {lk['benchmark_items_checked']} benchmark items "
-                   f"(exact match, containment of ≥ {m['min_substring_chars']} chars, or ≥ {pct(m['ngram_threshold'], 0)} of the item's word {m['ngram']}-grams; "
+                   f"(exact match, containment of ≥ {m['min_substring_chars']} chars, "
+                   f"or ≥ {pct(m['ngram_threshold'], 0)} of the item's word {m['ngram']}-grams; "
                    f"text normalized: {m['normalize']}).\n")
             if lk["hits"]:
                 self.w(table(["Benchmark", "Item", "Training row", "Kind", "Score", "Training prompt (head)"],
@@ -427,19 +436,23 @@ class Report:
         if not tr.get("available"):
             self.w(f"Not computed: {tr.get('reason', 'no data')}.\n")
             return
-        self.w(f"Each benchmark category is placed by its representation in the training set (keyword rules in the taxonomy) and by its delta. Rule: {tr['rule']}.\n")
+        self.w("Each benchmark category is placed by its representation in the training set (keyword rules in the taxonomy) "
+               f"and by its delta. Rule: {tr['rule']}.\n")
         self.w("### 10.1 Skill transfer quadrants\n")
         names = {"Q1": "Direct transfer (high rep, improved)", "Q2": "Generalization (low rep, improved)",
                  "Q3": "Didn't help (high rep, no gain)", "Q4": "Expected weakness (low rep, no gain)"}
         self.w(table(["Quadrant", "Description", "Count", "%"], [[q, names[q], v["count"], pct(v["share"], 0)] for q, v in tr["quadrants"].items()]))
         self.w(table(["Benchmark", "Category", "Training examples", "Representation", "Delta", "Quadrant"],
-                     [[LABELS.get(p["benchmark"], p["benchmark"]), p["category"], p["training_examples"], p["representation"], pp(p["delta_pp"]), p["quadrant"]] for p in tr["points"]]))
+                     [[LABELS.get(p["benchmark"], p["benchmark"]), p["category"], p["training_examples"], p["representation"], pp(p["delta_pp"]),
+                       p["quadrant"]] for p in tr["points"]]))
         self.w("### 10.2 Correlation: representation vs improvement\n")
         self.w(table(["Benchmark", "Categories", "Spearman ρ", "p-value"],
-                     [[LABELS.get(r["benchmark"], r["benchmark"]), r["categories"], "—" if r["spearman_rho"] is None else f"{r['spearman_rho']:+.3f}", pval(r["spearman_p"])] for r in tr["per_benchmark"]]))
+                     [[LABELS.get(r["benchmark"], r["benchmark"]), r["categories"], "—" if r["spearman_rho"] is None else f"{r['spearman_rho']:+.3f}",
+                       pval(r["spearman_p"])] for r in tr["per_benchmark"]]))
         self.w("### 10.3 High- vs low-representation skills\n")
         self.w(table(["Benchmark", "High-rep mean Δ", "Low-rep mean Δ", "Gap"],
-                     [[LABELS.get(r["benchmark"], r["benchmark"]), pp(r["mean_delta_high"]), pp(r["mean_delta_low"]), pp(r["gap_pp"])] for r in tr["per_benchmark"]]))
+                     [[LABELS.get(r["benchmark"], r["benchmark"]), pp(r["mean_delta_high"]), pp(r["mean_delta_low"]),
+                       pp(r["gap_pp"])] for r in tr["per_benchmark"]]))
         sig = [r for r in tr["per_benchmark"] if r["spearman_p"] is not None and r["spearman_p"] < 0.05]
         self.w(("Representation significantly predicts the delta on " + ", ".join(LABELS.get(r["benchmark"], r["benchmark"]) for r in sig) + "."
                 if sig else "On no benchmark does training representation significantly predict the delta (Spearman p ≥ 0.05 or undefined).") + "\n")
@@ -448,12 +461,14 @@ class Report:
         cmp_ = self.s.get("comparison", {})
         pub = cmp_.get("published", {})
         cols = ["aime24", "aime25", "ifeval", "humaneval_plus"]
-        rows = [[f"**{m} (this run)**", "—"] + [pct(cmp_.get("ours", {}).get(m, {}).get(b)) for b in cols] + [f"this run ({', '.join(sorted(set(cmp_.get('protocols', {}).values())))})"]
+        protocols = ", ".join(sorted(set(cmp_.get("protocols", {}).values())))
+        rows = [[f"**{m} (this run)**", "—"] + [pct(cmp_.get("ours", {}).get(m, {}).get(b)) for b in cols] + [f"this run ({protocols})"]
                 for m in (self.c, self.b)]
         for p in pub.get("models", []):
             sc = p.get("scores", {})
             rows.append([p["name"], p.get("params") or "—"] + ["—" if sc.get(b) is None else f"{sc[b]:.1f}%" for b in cols] + [p.get("source", "—")])
-        self.w(f"Published scores from `{public_path(pub.get('path'))}`" + (f" ({pub['note']})" if pub.get("note") else "") + ". They use other prompts, decoding and metric variants: context, not a controlled comparison.\n")
+        self.w(f"Published scores from `{public_path(pub.get('path'))}`" + (f" ({pub['note']})" if pub.get("note") else "")
+               + ". They use other prompts, decoding and metric variants: context, not a controlled comparison.\n")
         self.w(table(["Model", "Params", "AIME 2024", "AIME 2025", "IFEval", "HumanEval+", "Source"], rows))
 
     def sec_conclusions(self) -> None:
@@ -465,7 +480,8 @@ class Report:
             q = tr["quadrants"]
             improved = q["Q1"]["count"] + q["Q2"]["count"]
             total = sum(v["count"] for v in q.values())
-            self.w(f"{len(self.findings()) + 1}. {improved} of {total} benchmark categories improved; {q['Q2']['count']} of them with low training representation.")
+            self.w(f"{len(self.findings()) + 1}. {improved} of {total} benchmark categories improved; "
+                   f"{q['Q2']['count']} of them with low training representation.")
         self.w("")
         self.w("### 12.2 The trade-off\n")
         rows = []
@@ -522,9 +538,11 @@ class Report:
         for c in v.get("protocol_comparison", []):
             a, r = c.get("as_recorded", {}), c.get("reasoning_stripped", {})
             acc = lambda d, m: pct((d.get("accuracy") or {}).get(m))  # noqa: E731
-            rows.append([LABELS.get(c["benchmark"], c["benchmark"]), c["primary"], f"{acc(a, self.c)} / {acc(a, self.b)}", f"{pp(a.get('delta_pp'))} (p = {pval(a.get('p_value'))})",
+            rows.append([LABELS.get(c["benchmark"], c["benchmark"]), c["primary"], f"{acc(a, self.c)} / {acc(a, self.b)}",
+                         f"{pp(a.get('delta_pp'))} (p = {pval(a.get('p_value'))})",
                          f"{acc(r, self.c)} / {acc(r, self.b)}", f"{pp(r.get('delta_pp'))} (p = {pval(r.get('p_value'))})", c.get("change", "")])
-        self.w(table(["Benchmark", "Primary", f"as recorded {self.c} / {self.b}", "Δ as recorded", f"stripped {self.c} / {self.b}", "Δ stripped", "Change"], rows))
+        self.w(table(["Benchmark", "Primary", f"as recorded {self.c} / {self.b}", "Δ as recorded", f"stripped {self.c} / {self.b}", "Δ stripped",
+                      "Change"], rows))
         res = [r for r in v.get("per_model_benchmark", []) if r.get("rescored")]
         if res:
             self.w("### A.3 Re-scoring of imported results\n")
@@ -594,7 +612,8 @@ class Report:
             self.w("No manifest.json in this run (imported results carry no provenance beyond their files).\n")
         inp = self.s.get("inputs", {})
         self.w(table(["Input file", "sha256 (prefix)", "Records", "Malformed lines"],
-                     [[public_path(f.get("path")), (f.get("sha256") or "")[:16], f.get("records", "—"), f.get("malformed_lines", "—")] for f in inp.get("files", [])]))
+                     [[public_path(f.get("path")), (f.get("sha256") or "")[:16], f.get("records", "—"), f.get("malformed_lines",
+                                                                                                              "—")] for f in inp.get("files", [])]))
 
 
 def render(summary: dict[str, Any], figures: dict[str, str]) -> str:
