@@ -1,4 +1,4 @@
-"""The proxy under load and failure, against a fake upstream (harness.proxy.fakeupstream) whose
+"""The proxy under load and failure, against a fake upstream (tests/fakeupstream.py) whose
 answers are a pure function of the request, so every record can be checked against what it must
 hold: concurrency, kill -9, resume from the cache, bad input, fail-closed, secrets."""
 
@@ -15,7 +15,7 @@ import pytest
 
 from harness.hashing import request_hash
 from harness.io import iter_jsonl, JsonlReadStats
-from harness.proxy.fakeupstream import answer_for, content_for
+from fakeupstream import answer_for, content_for
 from test_proxy_support import (
     PY, RECORD_FIELDS, Reply, arequest, by_id, fake_upstream, files_containing, proxy, records, request, start_proxy,
     start_ready,
