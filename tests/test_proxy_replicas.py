@@ -13,7 +13,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-
 from fakeupstream import content_for
 from test_proxy_support import Reply, arequest, by_id, fake_upstream, proxy, records, request
 
