@@ -207,6 +207,11 @@ class StudyConfig(_Strict):
             raise ValueError("candidate and baseline must differ")
         return self
 
+    def concurrency(self, model: str) -> int:
+        """Requests a client keeps in flight for a model: every slot of every replica busy."""
+        spec = self.models[model]
+        return self.server.slots * (len(spec.endpoints) if spec.endpoints else spec.replicas)
+
     def seed_for(self, model: str) -> int:
         spec = self.models[model]
         return self.sampling.seed if spec.seed is None else spec.seed
