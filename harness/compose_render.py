@@ -44,7 +44,7 @@ def _llm_template(cpu: bool) -> dict[str, Any]:
     return {
         "image": CPU_IMAGE if cpu else CUDA_IMAGE,
         "volumes": ["models:/models:ro"],
-        "environment": {"LLAMA_ARG_HOST": "0.0.0.0"},
+        "environment": {"LLAMA_ARG_HOST": "0.0.0.0"},  # noqa: S104  # inside its container
         # /health answers 503 while the model loads; a 15 GB GGUF from a cold disk can take minutes.
         "healthcheck": {"test": ["CMD", "curl", "-fsS", f"http://localhost:{CONTAINER_PORT}/health"],
                         "interval": "10s", "timeout": "5s", "retries": 5,

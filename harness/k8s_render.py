@@ -110,7 +110,7 @@ def server_resources(cfg: StudyConfig, model: str, count: int, args: argparse.Na
     name = _name(model)
     gguf = container_model_path(cfg, model)
     labels = _labels("llm", **{"distill-eval/model": name})
-    argv = llama_server_args(cfg, model, model_path=gguf, host="0.0.0.0", port=CONTAINER_PORT)
+    argv = llama_server_args(cfg, model, model_path=gguf, host="0.0.0.0", port=CONTAINER_PORT)  # noqa: S104  # in its pod
     probe = {"httpGet": {"path": "/health", "port": CONTAINER_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
     server = {
         "name": "llama-server", "image": args.llama_image, "imagePullPolicy": "IfNotPresent", "args": argv,
@@ -224,11 +224,12 @@ def render_k8s(cfg: StudyConfig, config_path: Path, out: Path, args: argparse.Na
                  "containers": [{
                      "name": "sandbox", "image": img, "imagePullPolicy": "IfNotPresent",
                      "command": ["python", "-m", "harness.sandbox_spool", "worker", "--spool", "/spool"],
-                     "env": [{"name": "HOME", "value": "/tmp"}],
+                     "env": [{"name": "HOME", "value": "/tmp"}],  # noqa: S108  # its own tmpfs
                      "securityContext": {"runAsUser": 0, "readOnlyRootFilesystem": True,
                                          "allowPrivilegeEscalation": False, "capabilities": caps},
                      "resources": {"limits": {"memory": "8Gi"}},
-                     "volumeMounts": [{"name": "spool", "mountPath": "/spool"}, {"name": "tmp", "mountPath": "/tmp"}],
+                     "volumeMounts": [{"name": "spool", "mountPath": "/spool"},
+                                      {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108  # a memory emptyDir
                  }],
                  "volumes": [_vol("spool", "spool"), {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "512Mi"}}],
              }}}},

@@ -55,7 +55,7 @@ def test_requests_spread_over_replicas_by_load(tmp_path: Path) -> None:
     recs, _ = records(logs, "m")
     assert Counter(r["upstream"] for r in recs) == {a.url: 8, b.url: 8}
     ids = by_id(recs)
-    for reply, b_ in zip(replies, sent):
+    for reply, b_ in zip(replies, sent, strict=True):
         assert ids[reply.headers["X-Harness-Record-Id"]]["content"] == content_for(b_)
     assert [r["url"] for r in health["replicas"]["m"]] == [a.url, b.url]
     assert health["upstreams"]["m"] == [a.url, b.url]
@@ -162,3 +162,17 @@ def test_cache_does_not_depend_on_the_replica(tmp_path: Path) -> None:
     assert all(r.headers.get("X-Harness-Cache") == "hit" for r in again)
     assert served_a + served_b == 4
     assert [r.json["choices"] for r in again] == [r.json["choices"] for r in first]
+
+
+def test_two_slot_limited_replicas_nearly_double_throughput() -> None:
+    """benchmarks/replicas.py, fake part: 4 slots x 200 ms per replica at client concurrency 16;
+    it exits 1 when two replicas give less than 1.8x one."""
+    import subprocess
+    import sys
+
+    from test_proxy_support import REPO
+
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "replicas.py"), "--quick", "--skip-demo"],
+                         cwd=REPO, capture_output=True, text=True, timeout=110)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "two replicas / one" in out.stdout

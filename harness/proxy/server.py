@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,6 @@ from harness.proxy.records import (
     error_body,
     is_generation_shaped,
     new_record_id,
-    public_url,
 )
 from harness.proxy.writer import GroupCommitWriter, LogWriteError
 
@@ -66,7 +66,7 @@ EXIT_LOG_FAILURE = 3
 
 @dataclass
 class ProxyOptions:
-    upstreams: dict[str, str | list[str]]  # name -> URL, or the URLs of its replicas
+    upstreams: Mapping[str, str | list[str]]  # name -> URL, or the URLs of its replicas
     log_dir: Path
     cache_mode: str = "readwrite"
     upstream_timeout_s: float = 7200.0
@@ -250,7 +250,8 @@ class Proxy:
     def _failed_before_reply(self, ex: _Exchange, why: str, *, down: bool) -> bool:
         """Note a failed attempt that sent nothing to the client; True when another replica may take it."""
         rs = self.replica_sets[ex.name]
-        assert ex.replica is not None
+        if ex.replica is None:  # nothing was tried: nothing to note
+            return False
         if down:
             rs.mark_down(ex.replica, why)
         else:
@@ -262,8 +263,7 @@ class Proxy:
         return True
 
     def _upstream_url(self, ex: _Exchange) -> str:
-        assert ex.replica is not None
-        url = self.replica_sets[ex.name].replicas[ex.replica].url + ex.path
+        url = self.replica_sets[ex.name].replicas[ex.replica or 0].url + ex.path
         return f"{url}?{ex.query}" if ex.query else url
 
     @staticmethod
@@ -436,16 +436,17 @@ class Proxy:
         else:
             self.cache.put(ex.name, rec, path, offset, length)
         if status == 499:
-            return resp
+            return resp if resp is not None else web.Response(status=499)
         try:
             if error is not None:
                 await send(_sse({"error": error}))
             elif held:
-                await send(held)
-            await resp.write_eof()
+                await send(held)  # prepares the response if nothing else was sent
+            if resp is not None:
+                await resp.write_eof()
         except (_ClientGone, ConnectionError, RuntimeError):
             pass
-        return resp
+        return resp if resp is not None else web.Response(status=status)
 
     def _feed_event(self, asm: StreamAssembler, event: bytes) -> bool:
         """Feed one SSE event to the assembler; True when it is the terminating `[DONE]` event."""
