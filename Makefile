@@ -17,7 +17,7 @@ export CMAKE_ARGS ?= -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_
 export LLAMA_CPP_BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: help setup demo test reference golden check native-serve native-eval native-analyze native-report native-all native-down \
-        clean bench-proxy bench-eval bench-analyze
+        clean bench-proxy bench-eval bench-analyze bench-replicas
 
 help:
 	@echo "make demo          set up everything and run the CPU demo study into results/demo"
@@ -89,6 +89,9 @@ bench-proxy: $(VENV)/.installed
 
 bench-eval: setup
 	$(BIN)/python benchmarks/eval_throughput.py --config configs/demo.yaml --slots 1 4
+
+bench-replicas: $(VENV)/.installed
+	$(BIN)/python benchmarks/replicas.py
 
 bench-analyze: $(VENV)/.installed
 	$(BIN)/python benchmarks/synthetic_study.py results/synthetic

@@ -8,7 +8,7 @@
     of proxied to direct;
 (c) proxy RSS before and after 10,000 requests.
 
-The fake upstream (harness.proxy.fakeupstream) and the proxy each run in their own process, as in a
+The fake upstream (tests/fakeupstream.py) and the proxy each run in their own process, as in a
 real run; the proxy runs with its default `--cache-mode readwrite` and every request is unique, so
 each one is forwarded, recorded and fsynced (group commit), none is a cache hit. Every record is
 checked at the end: a request only counts as successful when its response was complete and its
@@ -30,6 +30,7 @@ from pathlib import Path
 import aiohttp
 
 REPO = Path(__file__).resolve().parents[1]
+FAKE = REPO / "tests" / "fakeupstream.py"  # the fake llama-server lives with the tests
 sys.path.insert(0, str(REPO))
 
 from harness.io import read_jsonl  # noqa: E402
@@ -156,10 +157,10 @@ def main() -> int:
         t = Path(tmp)
         procs = []
         try:
-            up_fast, fast = start([py, "-m", "harness.proxy.fakeupstream", "--chunks", "64",
+            up_fast, fast = start([py, str(FAKE), "--chunks", "64",
                                    "--ready-file", str(t / "fast.json")], t / "fast.json")
             procs.append(up_fast)
-            up_slow, slow = start([py, "-m", "harness.proxy.fakeupstream", "--delay-ms", "50",
+            up_slow, slow = start([py, str(FAKE), "--delay-ms", "50",
                                    "--ready-file", str(t / "slow.json")], t / "slow.json")
             procs.append(up_slow)
             px, proxy = start([py, "-m", "harness", "proxy", "--listen", "127.0.0.1:0", "--upstream", f"fast={fast}",

@@ -28,6 +28,11 @@ DC       = $(DC_BASE) -f $(LLM_ARGS)
 DC_CPU_BASE = CONFIG=$(DEMO_CONFIG) RUN=$(DEMO_RUN) $(COMPOSE) -f compose.yaml -f compose.cpu.yaml
 DC_CPU   = $(DC_CPU_BASE) -f $(DEMO_LLM_ARGS)
 
+# GPU_<MODEL KEY>=... lines of the env file, passed to the renderer so a list ("0,1,2,3") gives each
+# replica its own card(s) (harness.serve.gpu_groups); compose itself cannot split a variable.
+GPU_VARS = $(shell sed -n 's/^[[:space:]]*\(GPU_[A-Za-z0-9_]*\)=.*/\1/p' $(ENV_FILE) 2>/dev/null | sort -u)
+GPU_ENV_ARGS = $(foreach v,$(GPU_VARS),-e $(v)=$(call env_get,$(v)))
+
 # Host Python with the harness and the Docker SDK (for doctor / lock / record); empty if none.
 HOST_PY ?= $(shell for p in .venv/bin/python python3; do $$p -c 'import harness, docker' >/dev/null 2>&1 && { echo $$p; break; }; done)
 need_host_py = @test -n "$(HOST_PY)" || { echo "error: $(1) needs Python 3.11+ with the harness: python3 -m venv .venv && .venv/bin/pip install -e ." >&2; exit 2; }
@@ -36,7 +41,7 @@ need_host_py = @test -n "$(HOST_PY)" || { echo "error: $(1) needs Python 3.11+ w
         demo-compose demo-compose-down llama-cpu-image
 
 check-env:
-	@test -f $(ENV_FILE) || { echo "error: $(ENV_FILE) not found: cp .env.example .env, then set HF_TOKEN and GPU_DISTILLED/GPU_BASE" >&2; exit 2; }
+	@test -f $(ENV_FILE) || { echo "error: $(ENV_FILE) not found: cp .env.example .env, then set HF_TOKEN and GPU_<MODEL KEY> per model" >&2; exit 2; }
 
 ## doctor: Docker engine, compose v2, NVIDIA runtime, .env, HF_TOKEN, disk, ports (GPU path)
 doctor:
@@ -55,10 +60,10 @@ build:
 # are the config's `proxy:` section, never environment variables.
 render:
 	@mkdir -p $(RENDER_DIR)
-	$(DC_BASE) run --rm --no-deps -T harness python -m harness.compose_render --config $(CONFIG) > $(LLM_ARGS).tmp
+	$(DC_BASE) run --rm --no-deps -T $(GPU_ENV_ARGS) harness python -m harness.compose_render --config $(CONFIG) > $(LLM_ARGS).tmp
 	@mv $(LLM_ARGS).tmp $(LLM_ARGS)
 
-## serve: fetch models/datasets, start both llama-servers, proxy and sandbox; wait until healthy
+## serve: fetch models/datasets, start the llama-servers (every model, every replica), proxy and sandbox; wait until healthy
 serve: render
 	@mkdir -p results
 	$(DC) up --wait --remove-orphans
@@ -67,7 +72,8 @@ serve: render
 # inside the stack with the servers' direct URLs; `record` then adds the image digests actually run.
 MANIFEST_PY = import sys; from pathlib import Path; from harness.config import load_config; \
   from harness.provenance import write_manifest; c = Path(sys.argv[1]); \
-  write_manifest(Path(sys.argv[2]), load_config(c), c, {m: f"http://llm-{m}:8080" for m in ("distilled", "base")}, {"mode": "compose"})
+  from harness.compose_render import upstream_urls; cfg = load_config(c); \
+  write_manifest(Path(sys.argv[2]), cfg, c, {m: u[0] for m, u in upstream_urls(cfg).items()}, {"mode": "compose"})
 
 manifest:
 	$(DC) run --rm --no-deps harness python -c '$(MANIFEST_PY)' $(CONFIG) results/$(RUN)
@@ -114,7 +120,7 @@ llama-cpu-image:
 demo-compose:
 	@mkdir -p results $(RENDER_DIR)
 	$(DC_CPU_BASE) build
-	$(DC_CPU_BASE) run --rm --no-deps -T harness python -m harness.compose_render --config $(DEMO_CONFIG) > $(DEMO_LLM_ARGS).tmp
+	$(DC_CPU_BASE) run --rm --no-deps -T harness python -m harness.compose_render --config $(DEMO_CONFIG) --cpu > $(DEMO_LLM_ARGS).tmp
 	@mv $(DEMO_LLM_ARGS).tmp $(DEMO_LLM_ARGS)
 	$(DC_CPU) up --wait --remove-orphans
 	$(DC_CPU) run --rm --no-deps harness python -c '$(MANIFEST_PY)' $(DEMO_CONFIG) results/$(DEMO_RUN)

@@ -29,6 +29,7 @@ STAGE_MODULES = (
     "harness.report",
     "harness.commands.run",
     "harness.doctor",
+    "harness.k8s_render",
 )
 
 

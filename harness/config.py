@@ -56,9 +56,30 @@ class ModelSpec(_Strict):
     path: str | None = None  # a local GGUF; must exist when set
     seed: int | None = None  # overrides sampling.seed for this model
     alias: str | None = None  # model id the server reports; defaults to the config key
+    # Scale-out: `replicas` llama-server processes (native; one compose service each), or the URLs
+    # of servers someone else runs (`endpoints`). The proxy routes each request to the least-loaded one.
+    replicas: int = Field(default=1, ge=1, le=256)
+    endpoints: list[str] | None = None
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_urls(cls, urls: list[str] | None) -> list[str] | None:
+        if urls is None:
+            return None
+        if not urls:
+            raise ValueError("give at least one URL, or leave endpoints out")
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        if len({u.rstrip("/") for u in urls}) != len(urls):
+            raise ValueError("the same URL is listed twice")
+        return [u.rstrip("/") for u in urls]
 
     @model_validator(mode="after")
     def _source(self) -> ModelSpec:
+        if self.endpoints is not None and self.replicas != 1:
+            raise ValueError("replicas and endpoints exclude each other: replicas starts servers, "
+                             "endpoints names servers that already run (one replica per URL)")
         if not (self.hf_repo or self.pypi or self.path):
             raise ValueError("one of hf_repo, pypi or path must be set")
         if self.sha256 is not None and len(self.sha256) != 64:
@@ -209,6 +230,11 @@ class StudyConfig(_Strict):
         if self.baseline in self.candidates:
             raise ValueError(f"baseline {self.baseline!r} is also among the candidates; candidate and baseline must differ")
         return self
+
+    def concurrency(self, model: str) -> int:
+        """Requests a client keeps in flight for a model: every slot of every replica busy."""
+        spec = self.models[model]
+        return self.server.slots * (len(spec.endpoints) if spec.endpoints else spec.replicas)
 
     def seed_for(self, model: str) -> int:
         spec = self.models[model]

@@ -120,11 +120,12 @@ def check_gpu_runtime(client: object | None, env: dict[str, str]) -> Check:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Check("nvidia runtime", False, f"`nvidia-smi -L` failed ({exc}): check the driver")
     gpus = [line for line in listing.splitlines() if line.startswith("GPU ")]
-    wanted = {env.get("GPU_DISTILLED", "0"), env.get("GPU_BASE", "0")}
+    # every GPU_<MODEL KEY> of the env file (a comma list with replicas); none set = card 0
+    wanted = {g.strip() for k, v in env.items() if k.startswith("GPU_") for g in str(v).split(",") if g.strip()} or {"0"}
     missing = sorted(g for g in wanted if not (g.isdigit() and int(g) < len(gpus)))
     if missing:
         return Check("nvidia runtime", False, f"GPU id(s) {', '.join(missing)} from .env not among the {len(gpus)} GPU(s) "
-                     "`nvidia-smi -L` lists: fix GPU_DISTILLED / GPU_BASE")
+                     "`nvidia-smi -L` lists: fix the GPU_<MODEL KEY> lines")
     note = f"; CDI dirs {cdi}" if cdi else ""
     return Check("nvidia runtime", True, f"runtime nvidia, {len(gpus)} GPU(s){note}")
 

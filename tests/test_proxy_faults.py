@@ -1,4 +1,4 @@
-"""The proxy under load and failure, against a fake upstream (harness.proxy.fakeupstream) whose
+"""The proxy under load and failure, against a fake upstream (tests/fakeupstream.py) whose
 answers are a pure function of the request, so every record can be checked against what it must
 hold: concurrency, kill -9, resume from the cache, bad input, fail-closed, secrets."""
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from fakeupstream import answer_for, content_for
 from test_proxy_support import (
     PY,
     RECORD_FIELDS,
@@ -29,7 +30,6 @@ from test_proxy_support import (
 
 from harness.hashing import request_hash
 from harness.io import JsonlReadStats, iter_jsonl
-from harness.proxy.fakeupstream import answer_for, content_for
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -60,7 +60,7 @@ def start_ready(cmd: list[str], ready: Path, log: Path, timeout_s: float = 30.0)
 @contextmanager
 def fake_upstream(tmp: Path, *args: str) -> Iterator[Proc]:
     tmp.mkdir(parents=True, exist_ok=True)
-    proc = start_ready([PY, "-m", "harness.proxy.fakeupstream", "--ready-file", str(tmp / "fake.json"), *args],
+    proc = start_ready([PY, str(REPO / "tests" / "fakeupstream.py"), "--ready-file", str(tmp / "fake.json"), *args],
                        tmp / "fake.json", tmp / "fake.log")
     try:
         yield proc
@@ -68,17 +68,19 @@ def fake_upstream(tmp: Path, *args: str) -> Iterator[Proc]:
         proc.stop()
 
 
-def start_proxy(tmp: Path, upstreams: dict[str, str], log_dir: Path, *args: str) -> Proc:
+def start_proxy(tmp: Path, upstreams: dict[str, str | list[str]], log_dir: Path, *args: str) -> Proc:
+    """A list of URLs for a name makes replicas of that model."""
     tmp.mkdir(parents=True, exist_ok=True)
     cmd = [PY, "-m", "harness", "proxy", "--listen", "127.0.0.1:0", "--log-dir", str(log_dir),
            "--ready-file", str(tmp / "proxy.json")]
-    for name, url in upstreams.items():
-        cmd += ["--upstream", f"{name}={url}"]
+    for name, urls in upstreams.items():
+        for url in [urls] if isinstance(urls, str) else urls:
+            cmd += ["--upstream", f"{name}={url}"]
     return start_ready(cmd + list(args), tmp / "proxy.json", tmp / "proxy.log")
 
 
 @contextmanager
-def proxy(tmp: Path, upstreams: dict[str, str], log_dir: Path, *args: str) -> Iterator[Proc]:
+def proxy(tmp: Path, upstreams: dict[str, str | list[str]], log_dir: Path, *args: str) -> Iterator[Proc]:
     proc = start_proxy(tmp, upstreams, log_dir, *args)
     try:
         yield proc

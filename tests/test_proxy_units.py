@@ -153,7 +153,7 @@ def _harness(*args: str) -> subprocess.CompletedProcess[str]:
     (["--upstream", "nourl", "--log-dir", "x"], "NAME=URL"),
     (["--upstream", "_bad=http://h", "--log-dir", "x"], "NAME"),
     (["--upstream", "a=ftp://h", "--log-dir", "x"], "http://"),
-    (["--upstream", "a=http://h", "--upstream", "a=http://g", "--log-dir", "x"], "twice"),
+    (["--upstream", "a=http://h", "--upstream", "a=http://h/", "--log-dir", "x"], "twice"),
     (["--upstream", "a=http://h", "--log-dir", "x", "--listen", "nohost"], "HOST:PORT"),
 ])
 def test_bad_arguments_exit_2_with_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:

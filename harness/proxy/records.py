@@ -99,7 +99,7 @@ def extract_generation(path: str, response: Any) -> dict[str, Any]:
     choice = choices[0]
     out["finish_reason"] = choice.get("finish_reason")
     if path in CHAT_PATHS:
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        message: dict[str, Any] = choice["message"] if isinstance(choice.get("message"), dict) else {}
         out["content"] = message.get("content")
         out["reasoning_content"] = message.get("reasoning_content")
     else:
@@ -166,7 +166,7 @@ class StreamAssembler:
                 continue
             slot = self.choices.setdefault(int(ch.get("index", 0) or 0), {"content": [], "reasoning": [], "role": None,
                                                                           "finish_reason": None})
-            delta = ch.get("delta") if isinstance(ch.get("delta"), dict) else {}
+            delta: dict[str, Any] = ch["delta"] if isinstance(ch.get("delta"), dict) else {}
             text = delta.get("content") if self.path in CHAT_PATHS else ch.get("text")
             reasoning = delta.get("reasoning_content")
             if isinstance(text, str) and text:

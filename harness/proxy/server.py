@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,8 @@ from harness.proxy.records import (
     error_body,
     is_generation_shaped,
     new_record_id,
-    public_url,
 )
+from harness.proxy.replicas import ReplicaSet, health_loop
 from harness.proxy.writer import GroupCommitWriter, LogWriteError
 from harness.records import error_info
 
@@ -65,7 +66,7 @@ EXIT_LOG_FAILURE = 3
 
 @dataclass
 class ProxyOptions:
-    upstreams: dict[str, str]
+    upstreams: Mapping[str, str | list[str]]  # name -> URL, or the URLs of its replicas
     log_dir: Path
     cache_mode: str = "readwrite"
     upstream_timeout_s: float = 7200.0
@@ -73,6 +74,7 @@ class ProxyOptions:
     host: str = "127.0.0.1"
     port: int = 0
     ready_file: Path | None = None
+    health_interval_s: float = 2.0
 
 
 @dataclass
@@ -88,6 +90,8 @@ class _Exchange:
     query: str
     benchmark: str | None
     upstream: str | None = None
+    replica: int | None = None  # index into the model's ReplicaSet, once one was picked
+    tried: set[int] = field(default_factory=set)
     body: Any = None
     request_hash: str | None = None
     stream: bool = False
@@ -108,8 +112,17 @@ class Proxy:
             if not NAME_RE.match(name):
                 raise ValueError(f"upstream name {name!r}: use letters, digits, '-' and '_' (not starting with '_')")
         self.opts = opts
-        self.upstreams = {n: u.rstrip("/") for n, u in opts.upstreams.items()}
-        self.public_upstreams = {n: public_url(u) for n, u in self.upstreams.items()}
+        self.replica_sets = {n: ReplicaSet.from_urls(n, [u] if isinstance(u, str) else list(u))
+                             for n, u in opts.upstreams.items()}
+        for n, rs in self.replica_sets.items():
+            if not rs.replicas:
+                raise ValueError(f"upstream {n!r} has no URL")
+        self.upstreams = {n: rs.replicas[0].url for n, rs in self.replica_sets.items()}
+        # one URL per model as before; models with replicas list them all
+        self.public_upstreams: dict[str, str | list[str]] = {
+            n: rs.replicas[0].public if len(rs.replicas) == 1 else [r.public for r in rs.replicas]
+            for n, rs in self.replica_sets.items()}
+        self.health_task: asyncio.Task[None] | None = None
         self.cache = ResponseCache(opts.cache_mode)
         self.writer = GroupCommitWriter(Path(opts.log_dir), on_fatal=self._on_fatal)
         self.fatal: BaseException | None = None
@@ -130,6 +143,8 @@ class Proxy:
             timeout=aiohttp.ClientTimeout(total=None),  # our own asyncio.timeout bounds each exchange
             auto_decompress=True,
         )
+        self.health_task = asyncio.create_task(health_loop(self.session, list(self.replica_sets.values()),
+                                                           self.opts.health_interval_s))
         app = web.Application(client_max_size=self.opts.max_body_bytes)
         app.router.add_get("/_proxy/health", self._health)
         app.router.add_route("*", "/{name}", self._handle)
@@ -145,13 +160,15 @@ class Proxy:
             raise ListenError(f"cannot listen on {self.opts.host}:{self.opts.port}: {exc.strerror or exc}") from None
         sock = site._server.sockets[0]  # type: ignore[union-attr]  # the only way to learn port 0's pick
         host, port = sock.getsockname()[:2]
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a comparison, not a bind
         self.url = f"http://{shown}:{port}"
         if self.opts.ready_file:
             atomic_write_json(self.opts.ready_file, {"url": self.url, "pid": os.getpid()})
         return self.url
 
     async def close(self) -> None:
+        if self.health_task is not None:
+            self.health_task.cancel()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.session is not None:
@@ -177,6 +194,7 @@ class Proxy:
             "records_written": self.writer.records_written,
             "commits": self.writer.commits,
             "upstream_requests": self.upstream_requests,
+            "replicas": {n: [r.as_json() for r in rs.replicas] for n, rs in self.replica_sets.items()},
         }, status=status)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -194,7 +212,7 @@ class Proxy:
             ex.name = PROXY_LOG
             ex.extra["requested_upstream"] = name
             return await self._reply_error(ex, 404, "unknown_upstream", f"no upstream named {name!r} (known: {known})")
-        ex.upstream = self.public_upstreams[name]
+        ex.upstream = self.replica_sets[name].replicas[0].public  # until a replica is picked
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -218,8 +236,34 @@ class Proxy:
 
     # --- forwarding --------------------------------------------------------------------------------
 
+    def _pick(self, ex: _Exchange) -> bool:
+        """Choose the replica for the next attempt (False: every replica was tried)."""
+        rs = self.replica_sets[ex.name]
+        i = rs.pick(ex.tried)
+        if i is None:
+            return False
+        ex.replica = i
+        ex.tried.add(i)
+        ex.upstream = rs.replicas[i].public
+        return True
+
+    def _failed_before_reply(self, ex: _Exchange, why: str, *, down: bool) -> bool:
+        """Note a failed attempt that sent nothing to the client; True when another replica may take it."""
+        rs = self.replica_sets[ex.name]
+        if ex.replica is None:  # nothing was tried: nothing to note
+            return False
+        if down:
+            rs.mark_down(ex.replica, why)
+        else:
+            rs.replicas[ex.replica].failures += 1
+        if len(ex.tried) >= len(rs.replicas):
+            return False  # the last attempt's failure is the record's own error
+        # earlier attempts are listed in the record of the one that answered
+        ex.extra.setdefault("failover", []).append({"upstream": ex.upstream, "error": why})
+        return True
+
     def _upstream_url(self, ex: _Exchange) -> str:
-        url = self.upstreams[ex.name] + ex.path
+        url = self.replica_sets[ex.name].replicas[ex.replica or 0].url + ex.path
         return f"{url}?{ex.query}" if ex.query else url
 
     @staticmethod
@@ -227,20 +271,37 @@ class Proxy:
         return {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
 
     async def _forward_plain(self, request: web.Request, ex: _Exchange, raw: bytes) -> web.StreamResponse:
-        assert self.session is not None
-        self.upstream_requests += 1
-        try:
-            async with asyncio.timeout(self.opts.upstream_timeout_s):
-                async with self.session.request(ex.method, self._upstream_url(ex), data=raw or None,
-                                                headers=self._forward_headers(request), allow_redirects=False) as up:
-                    data = await up.read()
-                    status, headers = up.status, up.headers
-        except TimeoutError:
-            return await self._reply_error(ex, 504, "upstream_timeout",
-                                           f"upstream gave no complete answer within {self.opts.upstream_timeout_s:g} s")
-        except (aiohttp.ClientError, OSError) as exc:
-            return await self._reply_error(ex, 502, "upstream_unreachable", f"upstream failed: {_describe(exc)}")
-        return await self._finish_plain(ex, status, headers, data)
+        """Forward a buffered exchange; nothing reaches the client before the whole answer is in, so a
+        connection failure or a 5xx from one replica is retried on the next (a timeout is not: the
+        limit is for the whole exchange)."""
+        if self.session is None:  # not `assert`: it must hold under python -O too
+            raise RuntimeError("internal error: self.session is not set")
+        while True:
+            self._pick(ex)
+            rep = self.replica_sets[ex.name].replicas[ex.replica]  # type: ignore[index]
+            self.upstream_requests += 1
+            rep.in_flight += 1
+            try:
+                async with asyncio.timeout(self.opts.upstream_timeout_s):
+                    async with self.session.request(ex.method, self._upstream_url(ex), data=raw or None,
+                                                    headers=self._forward_headers(request),
+                                                    allow_redirects=False) as up:
+                        data = await up.read()
+                        status, headers = up.status, up.headers
+            except TimeoutError:
+                return await self._reply_error(
+                    ex, 504, "upstream_timeout",
+                    f"upstream gave no complete answer within {self.opts.upstream_timeout_s:g} s")
+            except (aiohttp.ClientError, OSError) as exc:
+                if self._failed_before_reply(ex, f"upstream failed: {_describe(exc)}", down=True):
+                    continue
+                return await self._reply_error(ex, 502, "upstream_unreachable", f"upstream failed: {_describe(exc)}")
+            finally:
+                rep.in_flight -= 1
+            if status >= 500 and self._failed_before_reply(ex, f"upstream answered HTTP {status}", down=False):
+                continue
+            rep.served += 1
+            return await self._finish_plain(ex, status, headers, data)
 
     async def _finish_plain(self, ex: _Exchange, status: int, headers: Any, data: bytes) -> web.StreamResponse:
         response = _parse_body(data, headers.get("Content-Type", ""))
@@ -267,7 +328,29 @@ class Proxy:
         return web.Response(body=data, status=status, headers=out_headers)
 
     async def _forward_stream(self, request: web.Request, ex: _Exchange, raw: bytes) -> web.StreamResponse:
-        assert self.session is not None
+        """Forward a streamed generation. Until the first event goes to the client a failure (connection
+        refused/reset, 5xx) is retried on another replica; after it, the stream ends with an error event
+        and the record says which replica failed."""
+        while True:
+            self._pick(ex)
+            rep = self.replica_sets[ex.name].replicas[ex.replica]  # type: ignore[index]
+            rep.in_flight += 1
+            try:
+                result = await self._stream_once(request, ex, raw)
+            finally:
+                rep.in_flight -= 1
+            if isinstance(result, _Retry):
+                if self._failed_before_reply(ex, result.why, down=result.down):
+                    continue
+                if result.plain is not None:
+                    return await self._finish_plain(ex, *result.plain)
+                return await self._reply_error(ex, result.status, result.kind, result.why)
+            rep.served += 1
+            return result
+
+    async def _stream_once(self, request: web.Request, ex: _Exchange, raw: bytes) -> web.StreamResponse | _Retry:
+        if self.session is None:  # not `assert`: it must hold under python -O too
+            raise RuntimeError("internal error: self.session is not set")
         self.upstream_requests += 1
         asm = StreamAssembler(ex.path, ex.started)
         resp: web.StreamResponse | None = None
@@ -276,9 +359,18 @@ class Proxy:
         held: bytes = b""  # the terminating event, sent only after the record is durable
         plain: tuple[int, Any, bytes] | None = None  # a non-SSE answer (an upstream error, usually)
 
+        ctype = "text/event-stream"
+
         async def send(chunk: bytes) -> None:
+            # Headers go out with the first event, not before: until then a failing replica can
+            # still be replaced without the client noticing.
+            nonlocal resp
             try:
-                await resp.write(chunk)  # type: ignore[union-attr]
+                if resp is None:
+                    resp = web.StreamResponse(status=200, headers={
+                        "Content-Type": ctype, "Cache-Control": "no-cache", RECORD_HEADER: ex.record_id})
+                    await resp.prepare(request)
+                await resp.write(chunk)
             except (ConnectionError, RuntimeError) as exc:
                 raise _ClientGone(_describe(exc)) from None
 
@@ -290,9 +382,6 @@ class Proxy:
                     if up.status != 200 or "text/event-stream" not in ctype:
                         plain = (up.status, up.headers, await up.read())
                     else:
-                        resp = web.StreamResponse(status=200, headers={
-                            "Content-Type": ctype, "Cache-Control": "no-cache", RECORD_HEADER: ex.record_id})
-                        await resp.prepare(request)
                         buf = b""
                         async for chunk in up.content.iter_any():
                             buf += chunk
@@ -327,10 +416,18 @@ class Proxy:
         except (aiohttp.ClientError, OSError) as exc:
             status, error = 502, error_body("upstream_unreachable", f"upstream failed: {_describe(exc)}")["error"]
         if plain is not None:
+            if plain[0] >= 500:
+                return _Retry(f"upstream answered HTTP {plain[0]}", down=False, plain=plain)
             return await self._finish_plain(ex, *plain)
-        if resp is None:  # failed before any byte went to the client: a plain JSON error
-            assert error is not None
+        if resp is None and not held:  # failed before any byte went to the client: another replica may answer
+            if error is None:  # not `assert`: it must hold under python -O too
+                raise RuntimeError("internal error: error is not set")
+            if error["type"] in ("upstream_unreachable", "upstream_stream_incomplete"):
+                return _Retry(error["message"], down=True, status=status, kind=error["type"])
             return await self._reply_error(ex, status, error["type"], error["message"])
+        if error is not None and error["type"] in ("upstream_unreachable", "upstream_stream_incomplete"):
+            # the replica died mid-stream: this stream ends with the error; later requests go elsewhere
+            self.replica_sets[ex.name].mark_down(ex.replica, error["message"])  # type: ignore[arg-type]
         if asm.meta.get("error") and (error is None or error["type"] == "upstream_stream_incomplete"):
             # llama-server reports failures mid-stream as a `data: {"error": ...}` event: keep its words
             status, error = 502, error_body("upstream_stream_error", json.dumps(asm.meta["error"])[:2000])["error"]
@@ -342,16 +439,17 @@ class Proxy:
         else:
             self.cache.put(ex.name, rec, path, offset, length)
         if status == 499:
-            return resp
+            return resp if resp is not None else web.Response(status=499)
         try:
             if error is not None:
                 await send(_sse({"error": error}))
             elif held:
-                await send(held)
-            await resp.write_eof()
+                await send(held)  # prepares the response if nothing else was sent
+            if resp is not None:
+                await resp.write_eof()
         except (_ClientGone, ConnectionError, RuntimeError):
             pass
-        return resp
+        return resp if resp is not None else web.Response(status=status)
 
     def _feed_event(self, asm: StreamAssembler, event: bytes) -> bool:
         """Feed one SSE event to the assembler; True when it is the terminating `[DONE]` event."""
@@ -423,6 +521,17 @@ class Proxy:
 
 class _MalformedStream(Exception):
     pass
+
+
+@dataclass
+class _Retry:
+    """An attempt that failed before any byte reached the client."""
+
+    why: str
+    down: bool  # the replica is unreachable (vs. it answered with a 5xx)
+    status: int = 502
+    kind: str = "upstream_unreachable"
+    plain: tuple[int, Any, bytes] | None = None
 
 
 def _describe(exc: BaseException) -> str:

@@ -57,13 +57,15 @@ class GroupCommitWriter:
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((name, line, fut))
-        assert self._wake is not None, "writer not started"
+        if self._wake is None:  # not `assert`: it must hold under python -O too
+            raise RuntimeError("writer not started")
         self._wake.set()
         offset = await asyncio.shield(fut)
         return self.path(name), offset, len(line)
 
     async def _run(self) -> None:
-        assert self._wake is not None
+        if self._wake is None:  # not `assert`: it must hold under python -O too
+            raise RuntimeError("internal error: self._wake is not set")
         loop = asyncio.get_running_loop()
         while True:
             if not self._pending:
@@ -79,7 +81,7 @@ class GroupCommitWriter:
                 return
             self.records_written += len(batch)
             self.commits += 1
-            for (_, _, fut), off in zip(batch, offsets):
+            for (_, _, fut), off in zip(batch, offsets, strict=True):
                 if not fut.done():
                     fut.set_result(off)
 

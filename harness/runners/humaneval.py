@@ -154,7 +154,7 @@ async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dic
     headers = {"X-Harness-Benchmark": BENCH, "Content-Type": "application/json"}
     attempts = cfg.request.max_retries
     timeout = aiohttp.ClientTimeout(total=cfg.request.timeout_s)
-    sem = asyncio.Semaphore(cfg.server.slots)
+    sem = asyncio.Semaphore(cfg.concurrency(model))  # slots x replicas
 
     async def one(session: aiohttp.ClientSession, job: dict[str, Any]) -> None:
         async with sem:
@@ -204,7 +204,7 @@ async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dic
             append_jsonl(records_path, record)
             on_record(record)
 
-    connector = aiohttp.TCPConnector(limit=cfg.server.slots)
+    connector = aiohttp.TCPConnector(limit=cfg.concurrency(model))
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         tasks = [asyncio.ensure_future(one(session, job)) for job in jobs]
         # First failure (e.g. an interrupt raised by a progress callback) cancels the rest before

@@ -135,7 +135,7 @@ def lm_eval_command(cfg: StudyConfig, model: str, bench: str, seed: int, proxy_u
     model_args = {
         "base_url": f"{proxy_url}/{model}/v1/chat/completions",
         "model": cfg.models[model].alias or model,
-        "num_concurrent": cfg.server.slots,
+        "num_concurrent": cfg.concurrency(model),  # slots x replicas
         "max_retries": cfg.request.max_retries,
         "timeout": cfg.request.timeout_s,
         "seed": seed,

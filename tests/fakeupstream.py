@@ -3,8 +3,11 @@
 Not a model: the answer is a pure function of the request, so a test can derive what each record
 must contain. Everything that needs a real model is tested against the real llama-server instead.
 
-    python -m harness.proxy.fakeupstream --port 0 --ready-file up.json [--delay-ms 50] [--chunks 64]
-        [--api-key KEY]
+    python tests/fakeupstream.py --port 0 --ready-file up.json [--delay-ms 50] [--chunks 64]
+        [--api-key KEY] [--slots N]
+
+`--slots N` works on at most N completions at once and queues the rest, like llama-server's
+`--parallel N`; `GET /slots` then reports them in llama-server's shape (`is_processing` per slot).
 
 Per-request knobs go in the body as
 `"fake": {"mode": ..., "delay_ms": ..., "chunks": ..., "chunk_delay_ms": ...}`.
@@ -25,6 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+if __name__ == "__main__":  # run as a script from the tests/benchmarks: make the worktree's harness importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def answer_for(body: dict[str, Any]) -> tuple[str, str]:
@@ -52,8 +60,13 @@ def split_chunks(text: str, n: int) -> list[str]:
 
 
 class FakeUpstream:
-    def __init__(self, delay_ms: float = 0.0, chunks: int = 64, api_key: str | None = None) -> None:
+    def __init__(self, delay_ms: float = 0.0, chunks: int = 64, api_key: str | None = None,
+                 slots: int = 0, fail_status: int = 0) -> None:
+        self.fail_status = fail_status  # answer every completion with this HTTP status (a broken replica)
         self.delay_s = delay_ms / 1000.0
+        self.slots = slots
+        self.busy = 0
+        self.sem = asyncio.Semaphore(slots) if slots else None
         self.chunks = chunks
         self.api_key = api_key
         self.completions = 0
@@ -63,6 +76,9 @@ class FakeUpstream:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/stats", self.stats)
+        if self.slots:
+            app.router.add_get("/slots", lambda r: web.json_response(
+                [{"id": i, "is_processing": i < self.busy} for i in range(self.slots)]))
         app.router.add_get("/health", lambda r: web.json_response({"status": "ok"}))
         app.router.add_get("/v1/models", lambda r: web.json_response(
             {"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "harness-tests"}]}))
@@ -74,6 +90,16 @@ class FakeUpstream:
         return web.json_response({"completions": self.completions, "last_headers": self.last_headers})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
+        if self.sem is None:
+            return await self._chat(request)
+        async with self.sem:  # the rest wait here, as llama-server queues tasks beyond its slots
+            self.busy += 1
+            try:
+                return await self._chat(request)
+            finally:
+                self.busy -= 1
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.json_response({"error": {"code": 401, "message": "Invalid API Key",
                                                 "type": "authentication_error"}}, status=401)
@@ -82,6 +108,9 @@ class FakeUpstream:
         self.last_headers = dict(request.headers)
         fake = body.get("fake") or {}
         mode = fake.get("mode", "ok")
+        if self.fail_status:
+            return web.json_response({"error": {"code": self.fail_status, "message": "fake broken replica",
+                                                "type": "server_error"}}, status=self.fail_status)
         delay = fake.get("delay_ms", None)
         await asyncio.sleep(self.delay_s if delay is None else delay / 1000.0)
         if mode == "error500":
@@ -130,7 +159,7 @@ class FakeUpstream:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    fake = FakeUpstream(args.delay_ms, args.chunks, args.api_key)
+    fake = FakeUpstream(args.delay_ms, args.chunks, args.api_key, args.slots, args.fail_status)
     runner = web.AppRunner(fake.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.port)
@@ -149,6 +178,8 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=0.0)
     ap.add_argument("--chunks", type=int, default=64)
     ap.add_argument("--api-key")
+    ap.add_argument("--fail-status", type=int, default=0, help="answer every completion with this HTTP status")
+    ap.add_argument("--slots", type=int, default=0, help="completions worked on at once (0 = no limit)")
     ap.add_argument("--ready-file", type=Path)
     args = ap.parse_args()
     try:
