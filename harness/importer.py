@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import BENCHMARKS, LM_EVAL_BENCHMARKS, SCHEMA_VERSION
-from harness.io import atomic_write_json, sha256_file, utc_now
+from harness.io import atomic_write_json, iter_jsonl, sha256_file, utc_now
 from harness.lm_eval_files import PairingError, as_obj, is_samples_file, pair, read_results, unpaired_results
 
 # Fields a document of each benchmark must have (the scorer reads them).
@@ -78,21 +78,16 @@ def classify(path: Path) -> str:
 
 
 def check_lm_samples(path: Path, bench: str) -> None:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            doc = as_obj(rec.get("doc"))
-            if not isinstance(doc, dict):
-                raise _usage(f"{path}: first sample has no document")
-            found = bench_of_doc(doc)
-            if found != bench:
-                raise _usage(f"{path}: documents have the {found or 'unknown'} schema "
-                             f"(fields {sorted(doc)[:6]}), not {bench}'s")
-            return
-    raise _usage(f"{path}: no readable sample line")
+    rec = next(iter_jsonl(path), None)
+    if rec is None:
+        raise _usage(f"{path}: no readable sample line")
+    doc = as_obj(rec.get("doc"))
+    if not isinstance(doc, dict):
+        raise _usage(f"{path}: first sample has no document")
+    found = bench_of_doc(doc)
+    if found != bench:
+        raise _usage(f"{path}: documents have the {found or 'unknown'} schema "
+                     f"(fields {sorted(doc)[:6]}), not {bench}'s")
 
 
 def check_lm_results(path: Path, bench: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.io import iter_jsonl
+
 DATE_RE = re.compile(r"_(\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl?$")
 PRIMARY_SAMPLE_METRIC = {"ifeval": "prompt_level_strict_acc"}  # else exact_match
 
@@ -86,19 +88,12 @@ def digest_samples(path: Path, bench: str) -> SamplesDigest:
     metric = PRIMARY_SAMPLE_METRIC.get(bench, "exact_match")
     docs: set[Any] = set()
     values: dict[Any, float] = {}
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(rec, dict):
-                continue
-            doc_id = rec.get("doc_id")
-            docs.add(doc_id)
-            if str(rec.get("filter", "none")) in ("none", "as_recorded") and metric in rec:
-                v = as_obj(rec[metric])
-                values[doc_id] = float(v in (True, "True", "true", 1, 1.0, "1", "1.0")) if not isinstance(v, float) else v
+    for rec in iter_jsonl(path):
+        doc_id = rec.get("doc_id")
+        docs.add(doc_id)
+        if str(rec.get("filter", "none")) in ("none", "as_recorded") and metric in rec:
+            v = as_obj(rec[metric])
+            values[doc_id] = float(v in (True, "True", "true", 1, 1.0, "1", "1.0")) if not isinstance(v, float) else v
     mean = sum(values.values()) / len(values) if values else None
     return SamplesDigest(path, len(docs), mean)
 

@@ -52,7 +52,21 @@ def error_info(kind: str, message: str, retriable: bool, **extra: Any) -> dict[s
     return ErrorInfo(type=kind, message=message, retriable=retriable, **extra).model_dump()
 
 
-class ProxyRecord(_Record):
+class _GenerationOutcome(_Record):
+    """What every record of one generation holds, whoever wrote it: the text split at </think>, how it ended."""
+
+    request_hash: str | None = None
+    content: str | None = None
+    reasoning: str | None = None
+    answer: str | None = None
+    think_closed: bool | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    latency_s: float | None = None
+    error: ErrorInfo | None = None
+
+
+class ProxyRecord(_GenerationOutcome):
     """One HTTP exchange through the logging proxy (DESIGN.md §3)."""
 
     id: str
@@ -63,22 +77,13 @@ class ProxyRecord(_Record):
     path: str
     status: int
     request: Any = None
-    request_hash: str | None = None
     response: Any = None
-    content: str | None = None
-    reasoning: str | None = None
-    answer: str | None = None
-    think_closed: bool | None = None
-    finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
     timings: dict[str, Any] | None = None
-    latency_s: float | None = None
     cache_hit: bool = False
     upstream: str | None = None
-    error: ErrorInfo | None = None
 
 
-class Generation(_Record):
+class Generation(_GenerationOutcome):
     """One request outcome of our own client (HumanEval+): final when `error` is null."""
 
     ts: str
@@ -86,16 +91,7 @@ class Generation(_Record):
     task_id: str
     repeat: int = Field(ge=0)
     seed: int | None = None
-    request_hash: str | None = None
-    content: str | None = None
-    reasoning: str | None = None
-    answer: str | None = None
-    think_closed: bool | None = None
-    finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
-    latency_s: float | None = None
     attempts: int | None = None
-    error: ErrorInfo | None = None
 
 
 class DoneMarker(_Record):
