@@ -28,7 +28,14 @@ from pathlib import Path
 import pytest
 
 from harness.runners.evalplus_eval import evaluate_in_sandbox
-from harness.sandbox import REPO_ROOT, SandboxUnavailable, build_native_command, probe_unshare
+from harness.sandbox import (
+    REPO_ROOT,
+    SandboxUnavailable,
+    _code_paths,
+    _under_private_tmp,
+    build_native_command,
+    probe_unshare,
+)
 from harness.sandbox_probe import RECORD_FILE, SandboxProbeError, check_sandbox, run_probe
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "data" / "humaneval_plus.jsonl"
@@ -162,8 +169,11 @@ def _start_worker(spool: Path, contained: bool) -> subprocess.Popen:
     if contained:
         # Stand-in for the `sandbox` container: netns, read-only but the spool, private /tmp, and
         # (setpriv) exactly compose's capabilities: CHOWN, SETUID, SETGID, KILL, no-new-privileges.
+        # A checkout or venv under /tmp (CI clones anywhere) is bound back over the private /tmp,
+        # as the native sandbox does; in the real container the code lives in the image.
+        expose = [f"--expose={p}" for p in _under_private_tmp(_code_paths())]
         worker = [*probe_unshare(), sys.executable, "-m", "harness.sandbox", "--workdir", str(spool),
-                  "--readonly-root", "--tmpfs=/tmp", "--tmpfs=/dev/shm", "--",
+                  "--readonly-root", "--tmpfs=/tmp", "--tmpfs=/dev/shm", *expose, "--",
                   "setpriv", "--bounding-set=-all,+chown,+setuid,+setgid,+kill", "--no-new-privs", *worker]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
