@@ -26,6 +26,17 @@ DATE_RE = re.compile(r"_(\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl?$")
 PRIMARY_SAMPLE_METRIC = {"ifeval": "prompt_level_strict_acc"}  # else exact_match
 
 
+def sample_metric(bench: str) -> str:
+    """The per-sample field of lm-eval's samples that scores a document on this benchmark."""
+    return PRIMARY_SAMPLE_METRIC.get(bench, "exact_match")
+
+
+def n_samples(results: dict[str, Any], bench: str) -> int | None:
+    """lm-eval's own count of the documents a results file scored (`n-samples.effective`)."""
+    n = ((results.get("n-samples") or {}).get(bench) or {}).get("effective")
+    return n if isinstance(n, int) else None
+
+
 class PairingError(ValueError):
     """Results and samples files that cannot be matched one to one."""
 
@@ -85,7 +96,7 @@ class SamplesDigest:
 
 
 def digest_samples(path: Path, bench: str) -> SamplesDigest:
-    metric = PRIMARY_SAMPLE_METRIC.get(bench, "exact_match")
+    metric = sample_metric(bench)
     docs: set[Any] = set()
     values: dict[Any, float] = {}
     for rec in iter_jsonl(path):
@@ -99,11 +110,10 @@ def digest_samples(path: Path, bench: str) -> SamplesDigest:
 
 
 def _recorded(results: dict[str, Any], bench: str) -> tuple[int | None, float | None]:
-    n = ((results.get("n-samples") or {}).get(bench) or {}).get("effective")
-    metric = PRIMARY_SAMPLE_METRIC.get(bench, "exact_match")
+    metric = sample_metric(bench)
     task = (results.get("results") or {}).get(bench) or {}
     val = next((task[k] for k in (f"{metric},none", f"{metric},as_recorded") if isinstance(task.get(k), (int, float))), None)
-    return (n if isinstance(n, int) else None), (float(val) if val is not None else None)
+    return n_samples(results, bench), (float(val) if val is not None else None)
 
 
 def pair(samples: list[Path], results: dict[Path, dict[str, Any]], bench: str) -> dict[Path, Path | None]:

@@ -204,6 +204,20 @@ def parse(model: type[M], data: Any, source: str) -> M:
         raise RecordError(f"{source}: field '{where}': {first['msg']}{more}") from None
 
 
+def shape_problem(model: type[BaseModel], data: Any, source: str) -> str | None:
+    """For readers that skip a malformed record and go on: None when valid, else what is wrong.
+
+    A record of a schema_version this harness does not read is never skipped: SchemaVersionError.
+    """
+    try:
+        parse(model, data, source)
+    except SchemaVersionError:
+        raise
+    except RecordError as exc:
+        return str(exc)
+    return None
+
+
 def read_json(model: type[M], path: Path) -> M:
     import json
 

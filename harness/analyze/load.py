@@ -21,7 +21,7 @@ from harness.hashing import prompt_key
 from harness.io import JsonlReadStats, iter_jsonl, sha256_file
 from harness.lm_eval_files import as_obj
 from harness.reasoning import split_reasoning
-from harness.records import Generation, ProxyRecord, RecordError, SchemaVersionError, parse
+from harness.records import Generation, ProxyRecord, shape_problem
 
 if TYPE_CHECKING:
     from harness.analyze.rescore_cache import Key as RescoreKey
@@ -182,9 +182,9 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
                            "lm_eval_version": res.get("lm_eval_version")})
         if res:
             bd.recorded_results[f.name] = res["results"][bench]
-            n_samples = ((res.get("n-samples") or {}).get(bench) or {}).get("effective")
-            if isinstance(n_samples, int):
-                bd.recorded_n_samples[f.name] = n_samples
+            n_docs = lm_eval_files.n_samples(res, bench)
+            if n_docs is not None:
+                bd.recorded_n_samples[f.name] = n_docs
         seen: set[tuple[str, str]] = set()
         filters: set[str] = set()
         for rec in iter_jsonl(f, stats):
@@ -206,7 +206,7 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
             docs.setdefault(item, doc)
             if item not in rd.items.setdefault(bench, {}):
                 rd.items[bench][item] = _item_meta(bench, doc) | {"doc_id": rec.get("doc_id")}
-            metric = "exact_match" if bench != "ifeval" else "prompt_level_strict_acc"
+            metric = lm_eval_files.sample_metric(bench)
             if metric not in rec:
                 bd.warnings.append(f"{f.name}: doc {item} has no {metric}")
                 continue
@@ -249,7 +249,7 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
 
 def _recorded_result(bench: str, rec: dict[str, Any]) -> dict[str, Any] | None:
     """lm-eval's recorded per-doc metrics in `scoring.kept_result` form; None when incomplete."""
-    metric = "exact_match" if bench != "ifeval" else "prompt_level_strict_acc"
+    metric = lm_eval_files.sample_metric(bench)
     if metric not in rec:
         return None
     out: dict[str, Any] = {metric: _truthy(rec[metric])}
@@ -282,7 +282,7 @@ class _RescorePlan:
         """Fill the reasoning_stripped outcomes once every score is known (`computed`: this run's)."""
         bd = self.bd
         ifeval = bd.bench == "ifeval"
-        metric = "exact_match" if not ifeval else "prompt_level_strict_acc"
+        metric = lm_eval_files.sample_metric(bd.bench)
         fresh = sum(k not in self.scores for k in set(self.keys.values()))
         log.info("%s/%s reasoning_stripped: %d texts, %d unchanged (lm-eval's metric reused); %d scores from "
                  "the re-score cache, %d computed", bd.model, bd.bench, len(self.texts), len(self.recorded),
@@ -449,12 +449,8 @@ def load_humaneval(rd: RunData, model: str, bdir: Path, imported: bool) -> Bench
         stats = JsonlReadStats(str(gfile))
         seen: set[tuple[int, str]] = set()
         for rec in iter_jsonl(gfile, stats):
-            try:
-                parse(Generation, rec, f"{gfile.name} {rec.get('task_id', '?')}")
-            except SchemaVersionError:
-                raise
-            except RecordError as exc:
-                bd.warnings.append(str(exc))
+            if (problem := shape_problem(Generation, rec, f"{gfile.name} {rec.get('task_id', '?')}")) is not None:
+                bd.warnings.append(problem)
                 continue
             tid, rep = rec.get("task_id"), int(rec.get("repeat") or 0)
             if tid is None:
@@ -497,12 +493,8 @@ def load_proxy(rd: RunData, model: str, path: Path) -> tuple[dict[str, Gen], dic
     shape_errors: list[str] = []
     stats = JsonlReadStats(str(path))
     for rec in iter_jsonl(path, stats):
-        try:
-            parse(ProxyRecord, rec, f"{path.name} record {rec.get('id', '?')}")
-        except SchemaVersionError:
-            raise
-        except RecordError as exc:
-            shape_errors.append(str(exc))
+        if (problem := shape_problem(ProxyRecord, rec, f"{path.name} record {rec.get('id', '?')}")) is not None:
+            shape_errors.append(problem)
             continue
         bench = rec.get("benchmark") or "unknown"
         per_bench[bench] = per_bench.get(bench, 0) + 1
