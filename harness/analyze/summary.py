@@ -49,13 +49,22 @@ REASONING_RECORDED_SHARE = 0.05  # at most this share of samples with reasoning 
 AUDIT_REASONING_SHARE = 0.05  # DESIGN.md §6: above this share of scored texts holding reasoning, strip it
 
 
+def scored_text_counts(bd: BenchData) -> dict[str, int]:
+    """What the validity audit counts in the as-recorded scored texts (first repeat): n, with_reasoning, ...
+
+    From the scored texts themselves when the tool's samples carry them, else from the generations.
+    """
+    flags = bd.scored_text_flags.get("as_recorded")
+    if flags and flags.get("n"):
+        return flags
+    g0 = list(bd.gens.get(0, {}).values())
+    return {"n": len(g0), "with_reasoning": sum(g.has_reasoning for g in g0), "unclosed": sum(not g.think_closed for g in g0)}
+
+
 def scored_reasoning_share(bd: BenchData) -> float | None:
     """Share of a model's as-recorded scored texts that hold a <think> block (the validity audit)."""
-    flags = bd.scored_text_flags.get("as_recorded") or {}
-    if flags.get("n"):
-        return flags["with_reasoning"] / flags["n"]
-    gens = list(bd.gens.get(0, {}).values())
-    return sum(g.has_reasoning for g in gens) / len(gens) if gens else None
+    flags = scored_text_counts(bd)
+    return flags["with_reasoning"] / flags["n"] if flags["n"] else None
 
 
 def primary_protocol(bds: list[BenchData]) -> tuple[str, str]:
@@ -358,11 +367,7 @@ class Analysis:
             for m, bd in self.data.get(bench, {}).items():
                 g0 = list(bd.gens.get(0, {}).values())
                 fr = [g.finish_reason for g in g0 if g.finish_reason is not None]
-                flags = bd.scored_text_flags.get("as_recorded")
-                if flags is None or not flags.get("n"):
-                    n = len(g0)
-                    flags = {"n": n, "with_reasoning": sum(g.has_reasoning for g in g0),
-                             "unclosed": sum(not g.think_closed for g in g0)}
+                flags = scored_text_counts(bd)
                 rows.append({"model": m, "benchmark": bench, "imported": bd.imported, "n": flags["n"],
                              "share_scored_with_reasoning": round(flags["with_reasoning"] / flags["n"], 4) if flags["n"] else None,
                              "share_unclosed_reasoning": round(sum(not g.think_closed for g in g0) / len(g0), 4) if g0 else None,
