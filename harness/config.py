@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness import BENCHMARKS
+from harness import benchmarks as registry_mod
 
 
 class ConfigError(Exception):
@@ -152,7 +152,7 @@ class SandboxSpec(_Strict):
 
 
 class BenchmarkSpec(_Strict):
-    max_tokens: int = Field(gt=0)
+    max_tokens: int = Field(gt=0)  # default: the benchmark's default_max_tokens (harness/benchmarks)
     samples_per_item: int = Field(default=1, ge=1)
     limit: int | None = Field(default=None, ge=1)  # first N items only (smoke runs)
     system_instruction: str | None = None
@@ -174,6 +174,8 @@ class StudyConfig(_Strict):
     proxy: ProxySpec = ProxySpec()
     sandbox: SandboxSpec = SandboxSpec()
     benchmarks: dict[str, BenchmarkSpec]
+    # Folders of further benchmark spec files (harness/benchmarks/README.md), relative to the working directory.
+    benchmark_specs: list[str] = Field(default_factory=list)
     training_data: DatasetSpec | None = None
     taxonomy: str | None = "configs/taxonomy.yaml"
     published_scores: str | None = "configs/published_scores.yaml"
@@ -192,12 +194,34 @@ class StudyConfig(_Strict):
     @field_validator("benchmarks")
     @classmethod
     def _known_benchmarks(cls, benchmarks: dict[str, BenchmarkSpec]) -> dict[str, BenchmarkSpec]:
-        unknown = sorted(set(benchmarks) - set(BENCHMARKS))
+        known = registry_mod.registry()
+        unknown = sorted(set(benchmarks) - set(known.keys()))
         if unknown:
-            raise ValueError(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}")
+            raise ValueError(f"unknown benchmark {unknown[0]!r}; known: {', '.join(known.keys())} "
+                             f"(a new one is a spec file: harness/benchmarks/README.md)")
         if not benchmarks:
             raise ValueError("no benchmarks configured")
         return benchmarks
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registry_defaults(cls, raw: Any) -> Any:
+        """Register the config's own spec folders, then fill each benchmark's default token budget."""
+        if not isinstance(raw, dict):
+            return raw
+        dirs = raw.get("benchmark_specs") or []
+        if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):
+            registry_mod.add_spec_dirs(dirs)
+        benches = raw.get("benchmarks")
+        if not isinstance(benches, dict):
+            return raw
+        known = registry_mod.registry()
+        filled = {}
+        for key, b in benches.items():
+            if isinstance(b, dict) and "max_tokens" not in b and key in known:
+                b = {**b, "max_tokens": known[key].default_max_tokens}
+            filled[key] = b
+        return {**raw, "benchmarks": filled}
 
     @model_validator(mode="before")
     @classmethod

@@ -8,13 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-# Fields each benchmark's rows must have (the real datasets' schemas).
-REQUIRED_FIELDS = {
-    "aime24": {"ID", "Problem", "Answer"},
-    "aime25": {"id", "problem", "answer"},
-    "ifeval": {"key", "prompt", "instruction_id_list", "kwargs"},
-    "humaneval_plus": {"task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input"},
-}
+from harness.benchmarks import spec
 
 FORMATS = (".jsonl", ".json", ".jsonl.gz", ".parquet", ".csv")
 
@@ -48,7 +42,8 @@ def check_schema(bench: str, path: Path) -> int:
     rows = load_rows(path)
     if not rows:
         raise DatasetSchemaError(f"{path}: dataset for {bench} is empty")
-    missing = REQUIRED_FIELDS[bench] - set(rows[0])
+    # The fields each benchmark's rows must have (the real dataset's schema): its registry spec.
+    missing = set(spec(bench).dataset.required_fields) - set(rows[0])
     if missing:
         raise DatasetSchemaError(f"{path}: not a {bench} dataset: rows lack {', '.join(sorted(missing))} "
                                  f"(have {', '.join(sorted(rows[0]))})")

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from harness import LM_EVAL_BENCHMARKS
+from harness.benchmarks import registry
 from harness.config import StudyConfig, dataset_file, load_config
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,14 @@ def eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: str, run
         return None
     monitor.mark_started(model, bench)
     try:
-        if bench in LM_EVAL_BENCHMARKS:
+        if registry()[bench].runner == "lm_eval":
             from harness.runners.lm_eval_runner import run_lm_eval_benchmark
 
             run_lm_eval_benchmark(cfg, model, bench, proxy_url, run_dir)
-        else:
+        else:  # an evalplus dataset: our client, then scoring in the sandbox
             from harness.runners.humaneval import run_humaneval
 
-            run_humaneval(cfg, model, proxy_url, out_dir)
+            run_humaneval(cfg, model, proxy_url, out_dir, bench=bench)
     except Exception as exc:  # one failed benchmark must not stop the others
         log.debug("%s", traceback.format_exc())
         log.error("%s/%s failed: %s", model, bench, exc)
@@ -141,9 +141,9 @@ def check_sandbox_first(cfg: StudyConfig, run_dir: Path, proxy_url: str, models:
     from harness.sandbox import SandboxUnavailable
     from harness.sandbox_probe import SandboxProbeError, check_sandbox
 
-    bench = "humaneval_plus"
-    if bench not in benches or all((run_dir / "raw" / m / bench / "done.json").exists() for m in models):
-        return
+    code = [b for b in benches if registry()[b].runner == "evalplus"]
+    if all((run_dir / "raw" / m / b / "done.json").exists() for m in models for b in code):
+        return  # no generated code left to score
     allow = cfg.sandbox.allow_unisolated
     try:
         check_sandbox(run_dir, allow_unisolated=allow, proxy_url=proxy_url,

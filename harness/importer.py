@@ -1,7 +1,7 @@
 """`harness import`: bring outside results into a run directory, untouched, for re-analysis.
 
 Accepted (plain or gzip-compressed `.gz`, stored decompressed): lm-eval 0.4.11–0.4.13 `samples_<task>_<date>.jsonl` (+ their results `*_<date>.json`)
-for aime24/aime25/ifeval; evalplus 0.3.1 `*_eval_results.json` for humaneval_plus; proxy logs
+for benchmarks whose registry runner is lm_eval; evalplus 0.3.1 `*_eval_results.json` for runner evalplus; proxy logs
 (`--proxy-log`, copied to proxy/<model>.jsonl). Files are copied byte for byte into
 raw/<model>/<bench>/ and listed with their sha256 in raw/<model>/<bench>/import.json, which also
 tells `analyze` that these are imported results (primary protocol `as_recorded`).
@@ -19,23 +19,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness import BENCHMARKS, LM_EVAL_BENCHMARKS, SCHEMA_VERSION
+from harness import SCHEMA_VERSION
+from harness.benchmarks import registry
 from harness.io import atomic_write_json, iter_jsonl, sha256_file, utc_now
 from harness.lm_eval_files import PairingError, as_obj, is_samples_file, pair, read_results, unpaired_results
-
-# Fields a document of each benchmark must have (the scorer reads them).
-DOC_FIELDS = {
-    "aime24": ({"ID", "Problem", "Answer"},),
-    "aime25": ({"problem", "answer"},),
-    "ifeval": ({"key", "prompt", "instruction_id_list", "kwargs"},),
-}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("import", help="copy outside lm-eval/evalplus results (and proxy logs) into a run")
     p.add_argument("--run", required=True, help="run directory, e.g. results/reference")
     p.add_argument("--model", required=True, help="model key in the run (e.g. distilled)")
-    p.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    p.add_argument("--benchmark", required=True, help="a benchmark key of the registry (harness/benchmarks/*.yaml)")
     p.add_argument("--proxy-log", action="append", default=[], help="proxy log JSONL -> proxy/<model>.jsonl")
     p.add_argument("files", nargs="*", help="samples_*.jsonl, results *.json, *_eval_results.json")
     p.set_defaults(func=run)
@@ -47,12 +41,15 @@ def _usage(msg: str) -> Exception:
     return UsageError(msg)
 
 
-def bench_of_doc(doc: dict[str, Any]) -> str | None:
+def bench_of_doc(doc: dict[str, Any], expected: str | None = None) -> str | None:
+    """The lm-eval benchmark whose dataset schema (registry `dataset.required_fields`) the document has:
+    `expected` when it fits, else the one with the most required fields present."""
     keys = set(doc)
-    for bench, (need,) in DOC_FIELDS.items():
-        if need <= keys:
-            return bench
-    return None
+    reg = registry()
+    fits = [b for b in reg.where(runner="lm_eval") if set(reg[b].dataset.required_fields) <= keys]
+    if expected in fits:
+        return expected
+    return max(fits, key=lambda b: len(reg[b].dataset.required_fields), default=None)
 
 
 def classify(path: Path) -> str:
@@ -84,7 +81,7 @@ def check_lm_samples(path: Path, bench: str) -> None:
     doc = as_obj(rec.get("doc"))
     if not isinstance(doc, dict):
         raise _usage(f"{path}: first sample has no document")
-    found = bench_of_doc(doc)
+    found = bench_of_doc(doc, bench)
     if found != bench:
         raise _usage(f"{path}: documents have the {found or 'unknown'} schema "
                      f"(fields {sorted(doc)[:6]}), not {bench}'s")
@@ -101,7 +98,7 @@ def check_lm_results(path: Path, bench: str) -> dict[str, Any]:
     return data
 
 
-def check_evalplus(path: Path) -> None:
+def check_evalplus(path: Path, bench: str) -> None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -110,8 +107,10 @@ def check_evalplus(path: Path) -> None:
     if not isinstance(ev, dict) or not ev:
         raise _usage(f"{path}: not an evalplus eval_results file (no 'eval' mapping)")
     tid = next(iter(ev))
-    if not str(tid).startswith("HumanEval/"):
-        raise _usage(f"{path}: task ids like {tid!r} are not HumanEval's")
+    ep = registry()[bench].evalplus
+    prefix = ep.id_prefix if ep else ""
+    if prefix and not str(tid).startswith(prefix):
+        raise _usage(f"{path}: task ids like {tid!r} are not {registry().label(bench)}'s (expected {prefix}...)")
 
 
 def check_pairing(kinds: list[tuple[Path, str]], dest: Path, bench: str) -> None:
@@ -174,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, scratch: Path) -> int:
     run_dir = Path(args.run)
     bench, model = args.benchmark, args.model
+    if bench not in registry():
+        raise _usage(f"--benchmark {bench!r}: unknown; known: {', '.join(registry().keys())}")
+    lm_eval = registry()[bench].runner == "lm_eval"
     if not re.fullmatch(r"[A-Za-z0-9_-]+", model):
         raise _usage(f"model name {model!r} may use only letters, digits, '-' and '_'")
     originals = [Path(f) for f in args.files]
@@ -188,7 +190,7 @@ def _run(args: argparse.Namespace, scratch: Path) -> int:
     kinds: list[tuple[Path, str]] = []
     for f in files:
         kind = classify(f)
-        if bench in LM_EVAL_BENCHMARKS:
+        if lm_eval:
             if kind == "lm_samples":
                 check_lm_samples(f, bench)
             elif kind == "lm_results":
@@ -197,14 +199,14 @@ def _run(args: argparse.Namespace, scratch: Path) -> int:
                 raise _usage(f"{f}: a {kind} file cannot be imported for {bench}")
         else:
             if kind == "evalplus_results":
-                check_evalplus(f)
+                check_evalplus(f, bench)
             elif kind not in ("generations", "evalplus_samples"):
-                raise _usage(f"{f}: a {kind} file cannot be imported for humaneval_plus")
+                raise _usage(f"{f}: a {kind} file cannot be imported for {bench}")
         kinds.append((f, kind))
-    if bench in LM_EVAL_BENCHMARKS and files and not any(k == "lm_samples" for _, k in kinds):
+    if lm_eval and files and not any(k == "lm_samples" for _, k in kinds):
         raise _usage(f"no lm-eval samples file among the files: per-item results are needed for {bench}")
     dest = run_dir / "raw" / model / bench
-    if bench in LM_EVAL_BENCHMARKS:
+    if lm_eval:
         check_pairing(kinds, dest, bench)
     manifest_path = dest / "import.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {

@@ -23,12 +23,12 @@ from typing import Any
 from harness.io import iter_jsonl
 
 DATE_RE = re.compile(r"_(\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl?$")
-PRIMARY_SAMPLE_METRIC = {"ifeval": "prompt_level_strict_acc"}  # else exact_match
-
-
 def sample_metric(bench: str) -> str:
-    """The per-sample field of lm-eval's samples that scores a document on this benchmark."""
-    return PRIMARY_SAMPLE_METRIC.get(bench, "exact_match")
+    """The per-sample field of lm-eval's samples that scores a document on this benchmark (its registry spec)."""
+    from harness.benchmarks import registry
+
+    spec = registry().get(bench)
+    return spec.metric_field if spec is not None else "exact_match"
 
 
 def n_samples(results: dict[str, Any], bench: str) -> int | None:

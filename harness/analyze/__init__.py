@@ -63,32 +63,35 @@ def run(args: argparse.Namespace) -> int:
     published_path = _existing(args.published_scores, cfg.published_scores if cfg else None,
                                REPO_CONFIGS / "published_scores.yaml")
     training_path = Path(args.training_data) if args.training_data else (training_data_dir(cfg) if cfg else None)
-    he_path = dataset_file(cfg, "humaneval_plus") if cfg and "humaneval_plus" in cfg.benchmarks else None
+    from harness.benchmarks import registry
+
+    # The code benchmarks' dataset files: task prompts for names, categories and leakage.
+    code_paths = {b: dataset_file(cfg, b) for b in cfg.benchmarks if registry()[b].runner == "evalplus"} if cfg else {}
     from harness.analyze.completeness import expected_from_config
 
     expected = expected_from_config(cfg) if cfg else {}
-    return analyze(run_dir, candidates, baseline, taxonomy_path, training_path, published_path, he_path, cfg_path,
+    return analyze(run_dir, candidates, baseline, taxonomy_path, training_path, published_path, code_paths, cfg_path,
                    expected=expected, allow_incomplete=args.allow_incomplete)
 
 
 def analyze(run_dir: Path, candidate: str | list[str], baseline: str, taxonomy_path: Path | None, training_path: Path | None,
-            published_path: Path | None, he_path: Path | None, cfg_path: Path | None,
+            published_path: Path | None, code_paths: dict[str, Path] | None, cfg_path: Path | None,
             expected: dict[tuple[str, str], int] | None = None, allow_incomplete: bool = False) -> int:
-    from harness import LM_EVAL_BENCHMARKS
     from harness.analyze import tables
     from harness.analyze.categories import load_taxonomy
     from harness.analyze.completeness import assess
-    from harness.analyze.load import load_humaneval_prompts, load_run
+    from harness.analyze.load import load_code_prompts, load_run
     from harness.analyze.samples_export import write_samples
     from harness.analyze.summary import build_summary
     from harness.analyze.training import load_examples
+    from harness.benchmarks import registry
     from harness.cli import UsageError
     from harness.io import atomic_write_json, sha256_file
     from harness.records import Summary, parse
 
     candidates = [candidate] if isinstance(candidate, str) else list(candidate)
     rd = load_run(run_dir)
-    completeness = assess(rd, expected or {}, set(LM_EVAL_BENCHMARKS))
+    completeness = assess(rd, expected or {}, set(registry().where(runner="lm_eval")))
     incomplete = [c for c in completeness.values() if c.missing or c.errors]
     if incomplete and not allow_incomplete:
         for c in incomplete:
@@ -103,7 +106,7 @@ def analyze(run_dir: Path, candidate: str | list[str], baseline: str, taxonomy_p
             raise UsageError(f"neither {cand!r} nor {baseline!r} has results in {run_dir}/raw "
                              f"(found: {', '.join(sorted(present)) or 'none'})")
     tax = load_taxonomy(taxonomy_path)
-    he_prompts = load_humaneval_prompts(he_path) if any(b == "humaneval_plus" for _, b in rd.benches) else {}
+    he_prompts = load_code_prompts(code_paths or {}, {b for _, b in rd.benches if registry()[b].runner == "evalplus"})
     extra: list[dict[str, Any]] = []
     training = None
     if training_path is not None:

@@ -53,16 +53,24 @@ def _ruleset(section: dict[str, Any] | None, key: str = "labels", other: bool = 
 
 @dataclass
 class Taxonomy:
+    """Keyword rules per section of the taxonomy file; a benchmark's registry spec names its section
+    (`categories: {taxonomy: aime_topics}`)."""
+
     path: str | None
-    aime: RuleSet
-    aime_training: RuleSet
-    ifeval_training: RuleSet
-    humaneval: RuleSet
-    humaneval_training: RuleSet
+    sections: dict[str, Any]
     training: RuleSet
 
+    def rules(self, section: str) -> RuleSet:
+        """Labels for items (with the section's `other_label` for an item that matches none)."""
+        return _ruleset(self.sections.get(section))
+
+    def training_rules(self, section: str) -> RuleSet:
+        """Labels for training prompts: the section's `training_keywords`, else its label keywords."""
+        sec = self.sections.get(section) or {}
+        return _ruleset(sec, "training_keywords", other=False) if sec.get("training_keywords") else _ruleset(sec, other=False)
+
     @staticmethod
-    def ifeval_category(instruction_id: str) -> str:
+    def instruction_category(instruction_id: str) -> str:
         return instruction_id.split(":", 1)[0]
 
 
@@ -74,13 +82,4 @@ def load_taxonomy(path: str | Path | None) -> Taxonomy:
         from harness.config import ConfigError
 
         raise ConfigError(f"{path}: taxonomy file not found")
-    aime, he = data.get("aime_topics"), data.get("humaneval_categories")
-    return Taxonomy(
-        path=None if path is None else str(path),
-        aime=_ruleset(aime),
-        aime_training=_ruleset(aime, "training_keywords", other=False) if (aime or {}).get("training_keywords") else _ruleset(aime, other=False),
-        ifeval_training=_ruleset(data.get("ifeval_categories"), "training_keywords", other=False),
-        humaneval=_ruleset(he),
-        humaneval_training=_ruleset(he, "training_keywords", other=False) if (he or {}).get("training_keywords") else _ruleset(he, other=False),
-        training=_ruleset(data.get("training_topics")),
-    )
+    return Taxonomy(path=None if path is None else str(path), sections=data, training=_ruleset(data.get("training_topics")))

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.benchmarks import registry
+
 
 def _dist(values: Sequence[float], digits: int = 1) -> dict[str, Any] | None:
     if not values:
@@ -56,5 +58,5 @@ def cost_row(model: str, bench: str, bd: Any, proto: str) -> dict[str, Any]:
 
 def cost(data: Mapping[str, Mapping[str, Any]], primary: Mapping[str, str]) -> dict[str, Any]:
     """summary.cost: rows for every non-pooled benchmark and model."""
-    rows = [cost_row(m, b, bd, primary[b]) for b, per in data.items() if b != "aime_combined" for m, bd in per.items()]
+    rows = [cost_row(m, b, bd, primary[b]) for b, per in data.items() if registry().group(b) is None for m, bd in per.items()]
     return {"unit": "one generation (an item's sample)", "rows": rows}

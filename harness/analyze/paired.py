@@ -28,7 +28,11 @@ BOOTSTRAP_SEED = 20_260_221  # fixed so that the same files give the same interv
 PERMUTATION_FLIPS = 100_000  # Monte Carlo sign flips when exact enumeration is too large
 PERMUTATION_SEED = 20_260_222
 EXACT_MAX_NONZERO = 16  # exact enumeration up to 2^16 sign patterns: no dearer than the Monte Carlo test (items with d_i = 0 do not flip)
-POOLED = ("aime_combined",)  # derived rows: reported, never members of the multiplicity family
+def _pooled(bench: str) -> bool:
+    """A group's pooled row (registry): reported, derived from its members, never a member of the multiplicity family."""
+    from harness.benchmarks import registry
+
+    return registry().group(bench) is not None
 
 
 def _z(q: float) -> float:
@@ -176,14 +180,14 @@ def apply_holm(benchmarks: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     The family is every benchmark with a paired p-value except the pooled rows (derived from members).
     """
-    family = [b for b, e in benchmarks.items() if b not in POOLED and (e.get("paired") or {}).get("p_value") is not None]
+    family = [b for b, e in benchmarks.items() if not _pooled(b) and (e.get("paired") or {}).get("p_value") is not None]
     adj = holm({b: benchmarks[b]["paired"]["p_value"] for b in family})
     for b, e in benchmarks.items():
         p = e.get("paired")
         if not p:
             continue
         p["p_holm"] = adj.get(b)
-        if b in POOLED:
+        if _pooled(b):
             p["p_holm_note"] = "pooled row (derived from its years): not a member of the Holm family; its stars follow the raw p"
     return {"family": family, "method": "holm", "alpha": ALPHA,
             "note": "stars and the words significant/degraded/improved follow p_holm; the raw p_value stays beside it"}

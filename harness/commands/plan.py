@@ -14,10 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.cli import UsageError
 from harness.config import StudyConfig, dataset_file, load_config
 
-# Published sizes: AIME 2024 and 2025 (30 problems each, I and II), IFEval (541 prompts), HumanEval+ (164 tasks).
-NOMINAL_ITEMS = {"aime24": 30, "aime25": 30, "ifeval": 541, "humaneval_plus": 164}
 DEFAULT_TOKENS_PER_S = 150.0
 
 
@@ -43,7 +42,12 @@ def item_count(cfg: StudyConfig, bench: str) -> tuple[int, str]:
     if path.is_file():
         n, source = len(load_rows(path)), f"file {path.name}"
     else:
-        n, source = NOMINAL_ITEMS[bench], "published size (dataset not fetched)"
+        from harness.benchmarks import spec as bench_spec
+
+        nominal = bench_spec(bench).nominal_items  # the benchmark's published size (registry)
+        if nominal is None:
+            raise UsageError(f"{bench}: dataset not fetched and its spec gives no nominal_items; run `harness fetch` first")
+        n, source = nominal, "published size (dataset not fetched)"
     if spec.limit is not None and spec.limit < n:
         n, source = spec.limit, f"limit {spec.limit}"
     return n, source

@@ -132,7 +132,9 @@ def build_plan(cfg: StudyConfig) -> list[Artifact]:
             Artifact("training_data", ["training_data"], source, dest, is_dir, tspec.sha256, revision, ["training_data"])
         )
 
-    if "ifeval" in cfg.benchmarks:
+    from harness.benchmarks import registry
+
+    if any(registry()[b].needs_sentence_data for b in cfg.benchmarks):  # IFEval's checkers: nltk punkt_tab
         for package in NLTK_PACKAGES:
             planned.append(
                 Artifact("nltk", [package], {"nltk": package}, nltk_data_dir(cfg) / "tokenizers" / package, True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.report.figures import LABELS, _save
+from harness.report.figures import _save, label
 
 MARKERS = ("o", "s", "^", "D", "v", "P")
 
@@ -36,7 +36,7 @@ def cost_figure(summary: dict[str, Any], out: Path) -> dict[str, str]:
         ax.plot([d["median"], d["p90"]], [y, y], color=colors[r["benchmark"]], lw=1, alpha=0.6)
         ax.scatter([x], [y], color=colors[r["benchmark"]], marker=MARKERS[models.index(r["model"]) % len(MARKERS)], s=40, zorder=3)
     for b in benches:
-        ax.scatter([], [], color=colors[b], marker="o", label=LABELS.get(b, b))
+        ax.scatter([], [], color=colors[b], marker="o", label=label(b))
     for i, m in enumerate(models):
         ax.scatter([], [], color="gray", marker=MARKERS[i % len(MARKERS)], label=m)
     if min(r[key]["median"] for r in pts) > 0:

@@ -8,8 +8,32 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-LABELS = {"aime24": "AIME 2024", "aime25": "AIME 2025", "aime_combined": "AIME combined", "ifeval": "IFEval",
-          "humaneval_plus": "HumanEval+"}
+from harness.benchmarks import registry
+
+
+def label(bench: str) -> str:
+    """A benchmark's (or group's) label from the registry; an unknown key as it is."""
+    return registry().label(bench)
+
+
+def _category_rows(cats: dict[str, Any]) -> list[tuple[str, float]]:
+    """(prefix: category, delta) for the category-deltas figure: a group's pooled table instead of its
+    members', benchmark-level categories only (not IFEval's per-instruction ids)."""
+    from harness.analyze.summary import category_tables
+
+    reg = registry()
+    tables = category_tables(cats)
+    pooled = {b for b, _, _, _ in tables if reg.group(b)}
+    rows = []
+    for bench, name, table, _ in tables:
+        spec = reg.get(bench)
+        if name != bench or (spec is not None and spec.group is not None and spec.group.key in pooled):
+            continue
+        group = reg.group(bench)
+        prefix = group.family if group else reg.short(bench)
+        rows += [(f"{prefix}: {r['category']}", r["paired"]["delta_pp"]) for r in table
+                 if r.get("paired") and r["paired"]["delta_pp"] is not None]
+    return rows
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -45,7 +69,7 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
                 lo.append(max(0.0, 100 * (s["accuracy"] - ci[0])))
                 hi.append(max(0.0, 100 * (ci[1] - s["accuracy"])))
             ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=m)
-        ax.set_xticks(range(len(benches)), [LABELS.get(b, b) for b in benches])
+        ax.set_xticks(range(len(benches)), [label(b) for b in benches])
         ax.set_ylabel("accuracy (%), 95% Wilson CI")
         ax.set_ylim(0, 100)
         ax.legend()
@@ -53,16 +77,7 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
         plt.close(fig)
         figs["scores"] = "figures/scores.png"
     # 2. per-category deltas
-    rows = []
-    cats = summary.get("categories", {})
-    for b, table in cats.get("aime_topics", {}).items():
-        if b == "aime_combined":
-            rows += [(f"AIME: {r['category']}", r["paired"]["delta_pp"]) for r in table if r.get("paired") and r["paired"]["delta_pp"] is not None]
-    if "ifeval" in cats:
-        rows += [(f"IFEval: {r['category']}", r["paired"]["delta_pp"]) for r in cats["ifeval"]["categories"] if r.get("paired")]
-    if "humaneval_plus" in cats:
-        rows += [(f"HE+: {r['category']}", r["paired"]["delta_pp"]) for r in cats["humaneval_plus"]["table"]
-                 if r.get("paired") and r["paired"]["delta_pp"] is not None]
+    rows = _category_rows(summary.get("categories", {}))
     if rows:
         fig, ax = plt.subplots(figsize=(8, max(2.5, 0.3 * len(rows))))
         names, vals = zip(*rows, strict=True)
@@ -85,7 +100,7 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
                 if r["protocol"] != proto:
                     continue
                 data.setdefault((r["model"], r["benchmark"]), []).append((int(r["reasoning_chars"]), int(r["correct"])))
-    bench_list = [b for b in ("aime24", "aime25", "ifeval", "humaneval_plus") if any((m, b) in data for m in models)]
+    bench_list = [b for b in registry().keys() if any((m, b) in data for m in models)]
     if bench_list:
         fig, axes = plt.subplots(1, len(bench_list), figsize=(3.2 * len(bench_list), 3), squeeze=False)
         for ax, b in zip(axes[0], bench_list, strict=False):  # the grid may have more cells than benchmarks
@@ -93,7 +108,7 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
                 lengths = [v for v, _ in data.get((m, b), [])]
                 if lengths:
                     ax.hist(lengths, bins=20, alpha=0.55, label=m)
-            ax.set_title(LABELS[b], fontsize=9)
+            ax.set_title(label(b), fontsize=9)
             ax.set_xlabel("reasoning chars", fontsize=8)
         axes[0][0].legend(fontsize=7)
         _save(fig, out / "reasoning_lengths.png")
@@ -108,7 +123,7 @@ def make_figures(summary: dict[str, Any], per_sample_csv: Path, out: Path) -> di
                     ax.scatter([k + (0.15 if ok else -0.15)] * len(ys), ys, marker=marker, s=12, alpha=0.6,
                                label=f"{m} {'correct' if ok else 'wrong'}")
             ax.set_xticks([0, 1], models, fontsize=8)
-            ax.set_title(LABELS[b], fontsize=9)
+            ax.set_title(label(b), fontsize=9)
             ax.set_ylabel("reasoning chars", fontsize=8)
         axes[0][0].legend(fontsize=6)
         _save(fig, out / "reasoning_vs_correctness.png")

@@ -24,7 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.report.figures import LABELS
+from harness.benchmarks import registry
+from harness.report.figures import label
 
 SAMPLES_FILE = "analysis/samples.jsonl"
 SIDECAR_DIR = "report_files/samples"
@@ -86,7 +87,7 @@ def build(summary: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[dict[
     by_key: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for rec in samples:
         by_key.setdefault((rec["benchmark"], rec["item"]), {}).setdefault(rec["model"], []).append(rec)
-    bench_order = {b: i for i, b in enumerate(LABELS)}
+    bench_order = {b: i for i, b in enumerate(registry().analysis_order())}
     keys = sorted(by_key, key=lambda k: bench_order.get(k[0], len(bench_order)))  # stable: keeps analyze's item order
     comps = comparisons(summary)
     models = list(dict.fromkeys([m for c in comps for m in (c["candidate"], c["baseline"])] +
@@ -117,8 +118,8 @@ def build(summary: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[dict[
         cand, base = comp["candidate"], comp["baseline"]
         benches = {}
         for b, blk in (comp.get("benchmarks") or {}).items():
-            if b == "aime_combined" or not blk.get("paired"):
-                continue  # pooled AIME rows would repeat aime24 + aime25; unpaired benchmarks have no cells
+            if registry().group(b) or not blk.get("paired"):
+                continue  # pooled rows would repeat their members (AIME 2024 + 2025); unpaired benchmarks have no cells
             if blk.get("protocol") not in PROTOCOLS:
                 raise SamplesError(f"summary.json: comparison {ci} ({cand} vs {base}), benchmark {b}: field 'protocol' "
                                    f"is {blk.get('protocol')!r}, expected one of {', '.join(PROTOCOLS)}")
@@ -136,7 +137,7 @@ def build(summary: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[dict[
             outcome = "both" if vc and vb else "only_candidate" if vc else "only_baseline" if vb else "neither"
             rows.append([ci, idx, outcome])
     data = {"schema_version": 1, "run": summary.get("run"), "protocols": list(PROTOCOLS), "models": models,
-            "labels": {b: LABELS.get(b, b) for b in {k[0] for k in keys}}, "comparisons": comp_out,
+            "labels": {b: label(b) for b in {k[0] for k in keys}}, "comparisons": comp_out,
             "items": items, "stats": {m: [stats[m].get(i) for i in range(len(keys))] for m in models},
             "rows": rows, "sidecar_dir": SIDECAR_DIR}
     return data, sidecars
@@ -178,9 +179,9 @@ def _explorer_html(data: dict[str, Any] | None, note: str | None) -> str:
         return "\n".join(out)
     comp_opts = "".join(f'<option value="{i}">{e(c["candidate"])} vs {e(c["baseline"])}</option>'
                         for i, c in enumerate(data["comparisons"]))
-    benches = [b for b in LABELS if any(b in c["benchmarks"] for c in data["comparisons"])]
+    benches = [b for b in registry().analysis_order() if any(b in c["benchmarks"] for c in data["comparisons"])]
     benches += sorted({b for c in data["comparisons"] for b in c["benchmarks"]} - set(benches))
-    bench_btns = "".join(f'<button type="button" data-filter-benchmark="{e(b)}">{e(LABELS.get(b, b))}</button>'
+    bench_btns = "".join(f'<button type="button" data-filter-benchmark="{e(b)}">{e(label(b))}</button>'
                          for b in benches)
     outcome_btns = "".join(f'<button type="button" data-filter-outcome="{o}">{o}</button>' for o in OUTCOMES)
     out.append(f"""<noscript><p>The explorer needs JavaScript; the report's tables above do not.</p></noscript>

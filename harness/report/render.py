@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from harness.analyze.summary import category_tables
+from harness.benchmarks import registry
 from harness.report import stats_sections as more
-from harness.report.figures import LABELS
+from harness.report.figures import label
 
 SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -53,6 +55,10 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+# Sections 5-7 of the reference report, by registry `section` (a benchmark's kind, not its name).
+BENCHMARK_SECTIONS = ("reasoning", "instruction_following", "code")
+
+
 class Report:
     def __init__(self, s: dict[str, Any], figures: dict[str, str]):
         self.s, self.fig = s, figures
@@ -62,6 +68,7 @@ class Report:
         self.comps = more.comparisons(s)  # several candidates: 3.1 gets a column per model, 3.3 a table per pair
         self.models = list(dict.fromkeys([c["candidate"] for c in self.comps] + [self.b]))
         self.parts: list[str] = []
+        self.sec_no, self.sub_no, self.several = 0, 0, False
 
     def w(self, text: str = "") -> None:
         self.parts.append(text)
@@ -91,11 +98,13 @@ class Report:
                f"{', '.join(f'**{c}**' for c in cands)}; baseline: **{self.b}**.\n")
         for i, (title, fn) in enumerate([
             ("Executive Summary", self.sec_exec), ("Methodology", self.sec_method), ("Overall Scorecard", self.sec_scorecard),
-            ("Statistical Significance", self.sec_significance), ("AIME Results", self.sec_aime), ("IFEval Results", self.sec_ifeval),
-            ("HumanEval+ Results", self.sec_humaneval), ("Reasoning Volume Analysis (Proxy Logs)", self.sec_reasoning),
+            ("Statistical Significance", self.sec_significance),
+            *[(self.section_title(sec), lambda sec=sec: self.sec_benchmarks(sec)) for sec in BENCHMARK_SECTIONS],
+            ("Reasoning Volume Analysis (Proxy Logs)", self.sec_reasoning),
             ("Training Dataset Composition", self.sec_training), ("Dataset vs Performance: What Drove the Results", self.sec_transfer),
             ("Comparison with Other Models", self.sec_comparison), ("Conclusions", self.sec_conclusions)], start=1):
             self.w(f"\n## {i}. {title}\n")
+            self.sec_no = i
             fn()
         self.w("\n## Appendix A. Validity audit\n")
         self.sec_validity()
@@ -107,7 +116,7 @@ class Report:
         rows = []
         for bench, b in self.B.items():
             p = b.get("paired") or {}
-            rows.append([LABELS.get(bench, bench), b["metric"], b["protocol"], b["n"], frac(b["scores"].get(self.c)),
+            rows.append([label(bench), b["metric"], b["protocol"], b["n"], frac(b["scores"].get(self.c)),
                          frac(b["scores"].get(self.b)), pp(p.get("delta_pp")),
                          f"{more.p_text(p)} ({self.notes.get(bench, {}).get('stars', 'n/a')})" if p else "not paired"])
         return rows
@@ -124,37 +133,38 @@ class Report:
         losses: list[str] = []
         flat: list[str] = []
         for bench, b in self.B.items():
-            if bench == "aime_combined":
+            if registry().group(bench):  # pooled rows come after, in their own sentence
                 continue
             p = b.get("paired")
             if not p or p["delta_pp"] is None:
                 continue
-            label = f"{LABELS.get(bench, bench)} ({pp(p['delta_pp'])}, {more.p_text(p)}, Cohen's h {p['cohens_h']:+.2f} {p['effect']})"
+            entry = f"{label(bench)} ({pp(p['delta_pp'])}, {more.p_text(p)}, Cohen's h {p['cohens_h']:+.2f} {p['effect']})"
             dp = more.decision_p(p)
             if dp is not None and dp < 0.05:
-                (gains if p["delta_pp"] > 0 else losses).append(label)
+                (gains if p["delta_pp"] > 0 else losses).append(entry)
             else:
-                flat.append(label)
+                flat.append(entry)
         if gains:
             out.append(f"{self.c} is significantly better than {self.b} on " + "; ".join(gains) + ".")
         if losses:
             out.append(f"{self.c} is significantly worse on " + "; ".join(losses) + ".")
         if flat:
             out.append("No significant difference on " + "; ".join(flat) + ".")
-        ac = self.B.get("aime_combined", {}).get("paired")
-        if ac:
-            out.append(f"On the {self.B['aime_combined']['n']} AIME problems pooled, the difference is {pp(ac['delta_pp'])} "
-                       f"(p = {pval(ac['p_value'])}, {self.notes['aime_combined']['stars']}).")
+        for group in registry().groups():
+            ac = self.B.get(group, {}).get("paired")
+            if ac:
+                out.append(f"On the {self.B[group]['n']} {registry().group(group).family} problems pooled, the difference is "  # type: ignore[union-attr]
+                           f"{pp(ac['delta_pp'])} (p = {pval(ac['p_value'])}, {self.notes[group]['stars']}).")
         gap = [g for g in self.s["reasoning_volume"]["gap"] if g["ratio_candidate_to_baseline"] is not None]
         for g in gap:
-            if g["benchmark"].startswith("aime"):
-                out.append(f"On {LABELS[g['benchmark']]} {self.c} writes {g['ratio_candidate_to_baseline']:.2f}× the reasoning of {self.b} "
+            if registry().section_of(g["benchmark"]) == "reasoning":
+                out.append(f"On {label(g['benchmark'])} {self.c} writes {g['ratio_candidate_to_baseline']:.2f}× the reasoning of {self.b} "
                            f"({num(g['candidate'])} vs {num(g['baseline'])} characters on average).")
         for c in self.s.get("validity", {}).get("protocol_comparison", []):
             if c.get("change") and c["change"] != "no change" and "reasoning_stripped" in c and "as_recorded" in c:
                 a, r = c["as_recorded"]["delta_pp"], c["reasoning_stripped"]["delta_pp"]
                 if a is not None and r is not None and abs(a - r) >= 1:
-                    out.append(f"Protocol matters on {LABELS.get(c['benchmark'], c['benchmark'])}: {c['change']} "
+                    out.append(f"Protocol matters on {label(c['benchmark'])}: {c['change']} "
                                f"(primary here: {c['primary']}).")
         return out or ["Not enough paired data to draw conclusions."]
 
@@ -174,7 +184,7 @@ class Report:
         rows = []
         for bench, b in self.B.items():
             n = self.notes.get(bench, {})
-            rows.append([LABELS.get(bench, bench), b["n"], b["metric"], b["protocol"],
+            rows.append([label(bench), b["n"], b["metric"], b["protocol"],
                          ", ".join(f"{m}: {k}" for m, k in n.get("repeats", {}).items()), n.get("item_mismatch") or n.get("unpaired") or ""])
         self.w(table(["Benchmark", "Paired items", "Metric", "Primary protocol", "Repeats", "Notes"], rows))
         self.w("- `as_recorded`: the metric exactly as the tool recorded it (reasoning text, if any, scored as part of the answer).\n"
@@ -184,7 +194,7 @@ class Report:
                "`reasoning_stripped`. Both appear in Appendix A.\n")
         for bench, n in self.notes.items():
             if self.B[bench]["protocol"] == "reasoning_stripped" and "audit found" in n.get("protocol_reason", ""):
-                self.w(f"- {LABELS.get(bench, bench)}: imported, yet primary protocol `reasoning_stripped`: the {n['protocol_reason']}.\n")
+                self.w(f"- {label(bench)}: imported, yet primary protocol `reasoning_stripped`: the {n['protocol_reason']}.\n")
         rep = [b for b, n in self.notes.items() if n.get("pairing")]
         if rep:
             self.w(f"- Repeats ({', '.join(rep)}): {self.notes[rep[0]]['pairing']}.\n")
@@ -202,7 +212,7 @@ class Report:
             rows = []
             for bench, b in self.B.items():
                 p = b.get("paired") or {}
-                rows.append([LABELS.get(bench, bench), b["metric"], b["n"], frac(b["scores"].get(self.c)), frac(b["scores"].get(self.b)),
+                rows.append([label(bench), b["metric"], b["n"], frac(b["scores"].get(self.c)), frac(b["scores"].get(self.b)),
                              pp(p.get("delta_pp")), self.direction(bench)])
             self.w(table(["Benchmark", "Metric", "n", self.c, self.b, "Delta", "Direction"], rows))
         self.w("### 3.2 Net impact\n")
@@ -211,10 +221,10 @@ class Report:
         self.w("")
         for bench, n in self.notes.items():
             if n.get("avg_at_k"):
-                self.w(f"- {LABELS.get(bench, bench)} over all repeats: " + "; ".join(
+                self.w(f"- {label(bench)} over all repeats: " + "; ".join(
                     f"{m} avg@{v['k']} {pct(v['mean_accuracy'])}" for m, v in n["avg_at_k"].items()))
             if n.get("pass_at_k"):
-                self.w(f"- {LABELS.get(bench, bench)} unbiased pass@k: " + "; ".join(
+                self.w(f"- {label(bench)} unbiased pass@k: " + "; ".join(
                     f"{m} " + ", ".join(f"{k} {pct(v)}" for k, v in d.items()) for m, d in n["pass_at_k"].items()))
         self.w("")
         if len(self.comps) > 1:
@@ -227,7 +237,7 @@ class Report:
             p = b.get("paired")
             if not p:
                 continue
-            rows.append([LABELS.get(bench, bench), b["n"], p["both"], p["only_candidate"], p["only_baseline"], p["neither"],
+            rows.append([label(bench), b["n"], p["both"], p["only_candidate"], p["only_baseline"], p["neither"],
                          pval(p["p_value"]), p["test"], self.notes[bench]["stars"], f"h={p['cohens_h']:+.3f} ({p['effect']})"])
         self.w(table(["Benchmark", "n", "Both ✅", f"Only {self.c} ✅", f"Only {self.b} ✅", "Both ❌", "p-value", "Test", "Sig", "Cohen's h"], rows))
         self.w("Sig follows the Holm-adjusted p (4.4); the p-value column is the raw test.\n")
@@ -236,7 +246,7 @@ class Report:
         for bench, b in self.B.items():
             sc, sb = b["scores"].get(self.c), b["scores"].get(self.b)
             ci = lambda s: "—" if not s or not s.get("ci95") else f"[{pct(s['ci95'][0])}, {pct(s['ci95'][1])}]"  # noqa: E731
-            rows.append([LABELS.get(bench, bench), b["n"], pct(sc and sc["accuracy"]), ci(sc), pct(sb and sb["accuracy"]), ci(sb)])
+            rows.append([label(bench), b["n"], pct(sc and sc["accuracy"]), ci(sc), pct(sb and sb["accuracy"]), ci(sb)])
         self.w(table(["Benchmark", "n", self.c, "95% CI", self.b, "95% CI"], rows))
         self.w("### 4.3 Interpretation\n")
         for bench, b in self.B.items():
@@ -246,47 +256,104 @@ class Report:
             disc = p["only_candidate"] + p["only_baseline"]
             ratio = (f"{p['only_candidate'] / p['only_baseline']:.1f}:1" if p["only_baseline"] else "all") if p["only_candidate"] >= p["only_baseline"] \
                 else (f"1:{p['only_baseline'] / p['only_candidate']:.1f}" if p["only_candidate"] else "none")
-            self.w(f"- **{LABELS.get(bench, bench)}**: {disc} discordant items ({p['only_candidate']} only {self.c}, {p['only_baseline']} only "
+            self.w(f"- **{label(bench)}**: {disc} discordant items ({p['only_candidate']} only {self.c}, {p['only_baseline']} only "
                    f"{self.b}; ratio {ratio}); {more.p_text(p)} ({self.notes[bench]['stars']}).")
         self.w("")
         self.w(more.paired_beyond(self.s))
         self.w(more.repeats_section(self.s))
 
-    def sec_aime(self) -> None:
-        if not any(b in self.B for b in ("aime24", "aime25")):
-            self.w("No AIME results in this run.\n")
+    # -- sections 5-7: one per registry `section`; a group's block, then each benchmark's -------
+    def _families(self, section: str) -> list[str]:
+        """The names a section's title lists: present benchmarks (a group's members by the group's family)."""
+        reg = registry()
+        keys = [b for b in reg.keys() if reg[b].section == section]
+        present = [b for b in keys if b in self.B] or keys
+        return list(dict.fromkeys(reg[b].group.family if reg[b].group else reg[b].label for b in present))  # type: ignore[union-attr]
+
+    def section_title(self, section: str) -> str:
+        names = self._families(section)
+        return (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0] if names else section) + " Results"
+
+    def sub(self, title: str, bench: str | None = None) -> None:
+        """A numbered subsection; in a section of several benchmarks the title names the benchmark."""
+        self.sub_no += 1
+        prefix = f"{label(bench)}: " if bench and self.several else ""
+        self.w(f"### {self.sec_no}.{self.sub_no} {prefix}{title}\n")
+
+    def sec_benchmarks(self, section: str) -> None:
+        reg = registry()
+        present = [b for b in reg.analysis_order() if b in self.B and reg.section_of(b) == section]
+        self.sub_no = 0
+        if not present:
+            self.w(f"No {' or '.join(self._families(section))} results in this run.\n")
             return
-        self.w("### 5.1 Scores by year\n")
-        rows = [[LABELS[b], self.B[b]["n"], frac(self.B[b]["scores"].get(self.c)), frac(self.B[b]["scores"].get(self.b)),
+        groups = [g for g in reg.groups() if any(m in present for m in reg.members(g))]
+        singles = [b for b in present if not reg.group(b) and reg[b].group is None]
+        self.several = len(groups) + len(singles) > 1
+        for g in groups:
+            self._group_block(g)
+        for b in singles:
+            {"instruction_following": self._instruction_block, "code": self._code_block}.get(reg[b].section, self._bench_block)(b)
+
+    def _group_block(self, group: str) -> None:
+        """A group (AIME 2024 + 2025): scores by member and pooled, agreement, per-question tables, topics."""
+        reg = registry()
+        rows_of = [b for b in [*reg.members(group), group] if b in self.B]
+        family = reg.group(group).family  # type: ignore[union-attr]
+        self.sub("Scores by year" if family == "AIME" else f"{family}: scores by benchmark")
+        rows = [[label(b), self.B[b]["n"], frac(self.B[b]["scores"].get(self.c)), frac(self.B[b]["scores"].get(self.b)),
                  "—" if not self.B[b].get("paired") else f"{self.B[b]['paired']['only_candidate'] - self.B[b]['paired']['only_baseline']:+d} questions"]
-                for b in ("aime24", "aime25", "aime_combined") if b in self.B]
-        self.w(table(["Year", "n", self.c, self.b, "Delta"], rows))
-        self.w("### 5.2 Agreement analysis\n")
-        yrs = [b for b in ("aime24", "aime25", "aime_combined") if b in self.B and self.B[b].get("paired")]
+                for b in rows_of]
+        self.w(table(["Year" if family == "AIME" else "Benchmark", "n", self.c, self.b, "Delta"], rows))
+        self.sub("Agreement analysis" if family == "AIME" else f"{family}: agreement analysis")
+        yrs = [b for b in rows_of if self.B[b].get("paired")]
         if yrs:
             rows = [[name] + [self.B[b]["paired"][k] for b in yrs] for name, k in
                     (("Both correct", "both"), ("Both wrong", "neither"), (f"Only {self.c} correct", "only_candidate"), (f"Only {self.b} correct",
                                                                                                                          "only_baseline"))]
-            self.w(table(["Category"] + [LABELS[b] for b in yrs], rows))
-        for k, b in enumerate(("aime24", "aime25"), start=3):
-            pq = self.s.get("per_question", {}).get(b)
-            if not pq:
-                continue
-            self.w(f"### 5.{k} {LABELS[b]} per-question breakdown (protocol {pq['protocol']})\n")
-            mark = lambda v: "—" if v is None else ("✅" if v else "❌")  # noqa: E731
-            rows = [[i, r["id"], r["problem_head"] + "…", r["answer"], ", ".join(r["topics"]), mark(r["outcomes"].get(self.c)), mark(r["outcomes"].get(self.b)),
-                     num(r["reasoning_chars"].get(self.c)), num(r["reasoning_chars"].get(self.b))] for i, r in enumerate(pq["rows"])]
-            self.w(table(["#", "ID", "Problem (first 60 chars)", "Answer", "Topics", self.c, self.b, f"{self.c} reasoning (chars)",
-                          f"{self.b} reasoning (chars)"], rows))
-        topics = self.s.get("categories", {}).get("aime_topics", {})
-        if topics:
-            self.w("### 5.5 Accuracy by math topic\n")
+            self.w(table(["Category"] + [label(b) for b in yrs], rows))
+        for b in reg.members(group):
+            self._per_question(b)
+        topics = [b for b in rows_of if reg[reg.members(b)[0]].categories]
+        tables = {b: rows_ for b in topics for bb, name, rows_, _ in category_tables(self.s.get("categories", {})) if bb == b and name == b}
+        if tables:
+            self.sub("Accuracy by math topic" if family == "AIME" else f"{family}: accuracy by category")
             self.w(f"Topics from keyword rules in `{public_path(self.s['categories'].get('taxonomy'))}`; a problem may carry several.\n")
-            for b, rows_ in topics.items():
+            for b, rows_ in tables.items():
                 rows = [[r["category"], r["n_items"], frac(r["scores"].get(self.c)), frac(r["scores"].get(self.b)), pp((r.get("paired") or {}).get("delta_pp")),
                          pval((r.get("paired") or {}).get("p_value"))] for r in rows_]
-                self.w(f"**{LABELS[b]}**\n")
+                self.w(f"**{label(b)}**\n")
                 self.w(table(["Topic", "n", self.c, self.b, "Delta", "McNemar p"], rows))
+
+    def _per_question(self, b: str) -> None:
+        pq = self.s.get("per_question", {}).get(b)
+        if not pq:
+            return
+        self.sub(f"{label(b)} per-question breakdown (protocol {pq['protocol']})")
+        mark = lambda v: "—" if v is None else ("✅" if v else "❌")  # noqa: E731
+        rows = [[i, r["id"], r["problem_head"] + "…", r["answer"], ", ".join(r["topics"]), mark(r["outcomes"].get(self.c)), mark(r["outcomes"].get(self.b)),
+                 num(r["reasoning_chars"].get(self.c)), num(r["reasoning_chars"].get(self.b))] for i, r in enumerate(pq["rows"])]
+        self.w(table(["#", "ID", "Problem (first 60 chars)", "Answer", "Topics", self.c, self.b, f"{self.c} reasoning (chars)",
+                      f"{self.b} reasoning (chars)"], rows))
+
+    def _category_table(self, bench: str, title: str, what: str) -> None:
+        for bb, name, rows_, _ in category_tables(self.s.get("categories", {})):
+            if bb == bench and name == bench:
+                self.sub(title, bench)
+                acc = lambda r, m: pct((r["scores"].get(m) or {}).get("accuracy"))  # noqa: E731
+                rows = [[r["category"], r["n_items"], acc(r, self.c), acc(r, self.b),
+                         pp((r.get("paired") or {}).get("delta_pp")), pval((r.get("paired") or {}).get("p_value"))] for r in rows_]
+                self.w(table([what, "n", self.c, self.b, "Delta", "McNemar p"], rows))
+
+    def _bench_block(self, bench: str) -> None:
+        """Any other benchmark: its score, agreement, categories and per-question table when it has them."""
+        b = self.B[bench]
+        self.sub(f"Scores and agreement (protocol {b['protocol']}, metric {b['metric']})", bench)
+        self.w(table(["Benchmark", "n", self.c, self.b], [[label(bench), b["n"], frac(b["scores"].get(self.c)), frac(b["scores"].get(self.b))]]))
+        self._agreement(bench)
+        field = (self.s.get("categories", {}).get(bench) or {}).get("field")
+        self._category_table(bench, "Performance by category" + (f" (dataset field `{field}`)" if field else ""), "Category")
+        self._per_question(bench)
 
     def _agreement(self, bench: str) -> None:
         p = self.B[bench].get("paired")
@@ -299,16 +366,13 @@ class Report:
         rows.append(["**Total**", n, ""])
         self.w(table(["Category", "Count", "%"], rows))
 
-    def sec_ifeval(self) -> None:
-        if "ifeval" not in self.B:
-            self.w("No IFEval results in this run.\n")
-            return
-        self.w(f"### 6.1 Prompt-level agreement (protocol {self.B['ifeval']['protocol']})\n")
-        self._agreement("ifeval")
-        cat = self.s.get("categories", {}).get("ifeval")
+    def _instruction_block(self, bench: str) -> None:
+        self.sub(f"Prompt-level agreement (protocol {self.B[bench]['protocol']})", bench)
+        self._agreement(bench)
+        cat = self.s.get("categories", {}).get(bench)
         if not cat:
             return
-        self.w("### 6.2 Performance by instruction category (instruction level)\n")
+        self.sub("Performance by instruction category (instruction level)", bench)
         rows = [[r["category"], r["n"], pct((r["scores"].get(self.c) or {}).get("accuracy")), pct((r["scores"].get(self.b) or {}).get("accuracy")),
                  pp((r.get("paired") or {}).get("delta_pp"))] for r in cat["categories"]]
         self.w(table(["Instruction category", "n", self.c, self.b, "Delta"], rows))
@@ -316,37 +380,33 @@ class Report:
         worse = [r["category"] for r in cat["categories"] if (r.get("paired") or {}).get("delta_pp", 0) < 0]
         self.w(f"{self.c} is ahead on {len(better)} of {len(cat['categories'])} categories"
                + (f"; behind on {', '.join(worse)}." if worse else ".") + "\n")
-        self.w(f"### 6.3 Biggest wins and losses by instruction id (n ≥ {cat['min_n_for_ranking']})\n")
+        self.sub(f"Biggest wins and losses by instruction id (n ≥ {cat['min_n_for_ranking']})", bench)
         rows = [[r["instruction_id"], r["n"], pct((r["scores"].get(self.c) or {}).get("accuracy")), pct((r["scores"].get(self.b) or {}).get("accuracy")),
                  pp(r["paired"]["delta_pp"])] for r in cat["biggest_wins"] + [x for x in cat["biggest_losses"] if x not in cat["biggest_wins"]]]
         self.w(table(["Instruction ID", "n", self.c, self.b, "Advantage"], rows))
-        self.w("### 6.4 Statistical significance by category (McNemar on instruction pairs)\n")
+        self.sub("Statistical significance by category (McNemar on instruction pairs)", bench)
         rows = [[r["category"], r["n"], pval((r.get("paired") or {}).get("p_value")), (r.get("paired") or {}).get("stars", "n/a"),
                  (r.get("paired") or {}).get("test", "—")] for r in cat["categories"]]
         self.w(table(["Category", "n", "p-value", "Sig", "Test"], rows))
         self.figure("category_deltas", "per-category deltas")
-        self.w(more.ifeval_instruction(self.s))
+        if (self.B[bench].get("instruction_level")):
+            self.sub_no += 1
+            self.w(more.ifeval_instruction(self.s, bench, f"{self.sec_no}.{self.sub_no}"))
 
-    def sec_humaneval(self) -> None:
-        if "humaneval_plus" not in self.B:
-            self.w("No HumanEval+ results in this run.\n")
-            return
-        self.w(f"A task passes when both the base and the plus tests pass (evalplus). Protocol {self.B['humaneval_plus']['protocol']}.\n")
-        self.w("### 7.1 Agreement analysis\n")
-        self._agreement("humaneval_plus")
-        cat = self.s.get("categories", {}).get("humaneval_plus")
-        if cat:
-            self.w("### 7.2 Performance by problem category\n")
-            if not cat["prompts_available"]:
-                self.w("(HumanEval prompts were not available, so every task is labelled by its fallback category.)\n")
-            rows = [[r["category"], r["n_items"], pct((r["scores"].get(self.c) or {}).get("accuracy")), pct((r["scores"].get(self.b) or {}).get("accuracy")),
-                     pp((r.get("paired") or {}).get("delta_pp")), pval((r.get("paired") or {}).get("p_value"))] for r in cat["table"]]
-            self.w(table(["Category", "n", self.c, self.b, "Delta", "McNemar p"], rows))
-        one = self.s.get("categories", {}).get("solved_by_one", {}).get("humaneval_plus")
+    def _code_block(self, bench: str) -> None:
+        self.w(f"{label(bench)}: a task passes when both the base and the plus tests pass (evalplus). "
+               f"Protocol {self.B[bench]['protocol']}.\n")
+        self.sub("Agreement analysis", bench)
+        self._agreement(bench)
+        cat = self.s.get("categories", {}).get(bench)
+        if cat and not cat.get("prompts_available", True):
+            self.w(f"({label(bench)} prompts were not available, so every task is labelled by its fallback category.)\n")
+        self._category_table(bench, "Performance by problem category", "Category")
+        one = self.s.get("categories", {}).get("solved_by_one", {}).get(bench)
         if one:
-            self.w(f"### 7.3 Problems only {self.c} solved ({len(one['candidate_only'])} total)\n")
+            self.sub(f"Problems only {self.c} solved ({len(one['candidate_only'])} total)", bench)
             self.w((", ".join(f"`{x}`" for x in one["candidate_only"]) or "none") + "\n")
-            self.w(f"### 7.4 Problems only {self.b} solved ({len(one['baseline_only'])} total)\n")
+            self.sub(f"Problems only {self.b} solved ({len(one['baseline_only'])} total)", bench)
             self.w((", ".join(f"`{x}`" for x in one["baseline_only"]) or "none") + "\n")
 
     def sec_reasoning(self) -> None:
@@ -364,12 +424,12 @@ class Report:
         rows = []
         for r in rv.get("rows", []):
             m = r.get("proxy_match")
-            rows.append([r["model"], LABELS.get(r["benchmark"], r["benchmark"]),
+            rows.append([r["model"], label(r["benchmark"]),
                          "—" if not m or m["rate"] is None else f"{pct(m['rate'])} ({m['matched']}/{m['joinable']})",
                          ", ".join(f"{k}: {v}" for k, v in r["sources"].items())])
         self.w(table(["Model", "Benchmark", "Sample↔log match", "Source of the statistics"], rows))
         self.w("### 8.2 Reasoning volume by model and benchmark\n")
-        rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), r["n"], num(r["mean_reasoning_chars"]), num(r["mean_answer_chars"]),
+        rows = [[r["model"], label(r["benchmark"]), r["n"], num(r["mean_reasoning_chars"]), num(r["mean_answer_chars"]),
                  pct(r["reasoning_share"], 0), pct(r["share_with_reasoning"]), "—" if r["mean_latency_s"] is None else f"{r['mean_latency_s']:.1f}s",
                  num(r["mean_completion_tokens"])] for r in rv.get("rows", [])]
         self.w(table(["Model", "Benchmark", "n", "Avg reasoning (chars)", "Avg answer (chars)", "Reasoning share", "% with reasoning", "Avg time",
@@ -379,17 +439,17 @@ class Report:
         def avg(g: dict[str, Any], role: str, model: str) -> str:
             return "no reasoning recorded" if model in g.get("no_reasoning_recorded", []) else num(g[role])
 
-        rows = [[LABELS.get(g["benchmark"], g["benchmark"]), avg(g, "candidate", self.c), avg(g, "baseline", self.b),
+        rows = [[label(g["benchmark"]), avg(g, "candidate", self.c), avg(g, "baseline", self.b),
                  "—" if g["ratio_candidate_to_baseline"] is None else f"{g['ratio_candidate_to_baseline']:.2f}×"] for g in rv["gap"]]
         self.w(table(["Benchmark", f"{self.c} avg reasoning", f"{self.b} avg reasoning", "Ratio"], rows))
         unrecorded = [g for g in rv["gap"] if g.get("no_reasoning_recorded")]
         if unrecorded:
             who = sorted({m for g in unrecorded for m in g["no_reasoning_recorded"]})
-            where = ", ".join(LABELS.get(g["benchmark"], g["benchmark"]) for g in unrecorded)
+            where = ", ".join(label(g["benchmark"]) for g in unrecorded)
             self.w(f"No reasoning is recorded for {', '.join(who)} on {where}: these files say nothing about how much "
                    f"it reasons, so no ratio is given. Likely causes: {unrecorded[0]['likely_causes']}.\n")
         self.w("### 8.4 Reasoning length vs correctness\n")
-        rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), f"{num(r['mean_reasoning_correct'])} (n={r['n_correct']})",
+        rows = [[r["model"], label(r["benchmark"]), f"{num(r['mean_reasoning_correct'])} (n={r['n_correct']})",
                  f"{num(r['mean_reasoning_incorrect'])} (n={r['n_incorrect']})", num(r["difference"])] for r in rv.get("vs_correctness", [])]
         self.w(table(["Model", "Benchmark", "Correct: avg reasoning", "Incorrect: avg reasoning", "Δ"], rows))
         longer_wrong = [r for r in rv.get("vs_correctness", []) if r["difference"] is not None and r["difference"] < 0]
@@ -443,24 +503,26 @@ class Report:
                  "Q3": "Didn't help (high rep, no gain)", "Q4": "Expected weakness (low rep, no gain)"}
         self.w(table(["Quadrant", "Description", "Count", "%"], [[q, names[q], v["count"], pct(v["share"], 0)] for q, v in tr["quadrants"].items()]))
         self.w(table(["Benchmark", "Category", "Training examples", "Representation", "Delta", "Quadrant"],
-                     [[LABELS.get(p["benchmark"], p["benchmark"]), p["category"], p["training_examples"], p["representation"], pp(p["delta_pp"]),
+                     [[label(p["benchmark"]), p["category"], p["training_examples"], p["representation"], pp(p["delta_pp"]),
                        p["quadrant"]] for p in tr["points"]]))
         self.w("### 10.2 Correlation: representation vs improvement\n")
         self.w(table(["Benchmark", "Categories", "Spearman ρ", "p-value"],
-                     [[LABELS.get(r["benchmark"], r["benchmark"]), r["categories"], "—" if r["spearman_rho"] is None else f"{r['spearman_rho']:+.3f}",
+                     [[label(r["benchmark"]), r["categories"], "—" if r["spearman_rho"] is None else f"{r['spearman_rho']:+.3f}",
                        pval(r["spearman_p"])] for r in tr["per_benchmark"]]))
         self.w("### 10.3 High- vs low-representation skills\n")
         self.w(table(["Benchmark", "High-rep mean Δ", "Low-rep mean Δ", "Gap"],
-                     [[LABELS.get(r["benchmark"], r["benchmark"]), pp(r["mean_delta_high"]), pp(r["mean_delta_low"]),
+                     [[label(r["benchmark"]), pp(r["mean_delta_high"]), pp(r["mean_delta_low"]),
                        pp(r["gap_pp"])] for r in tr["per_benchmark"]]))
         sig = [r for r in tr["per_benchmark"] if r["spearman_p"] is not None and r["spearman_p"] < 0.05]
-        self.w(("Representation significantly predicts the delta on " + ", ".join(LABELS.get(r["benchmark"], r["benchmark"]) for r in sig) + "."
+        self.w(("Representation significantly predicts the delta on " + ", ".join(label(r["benchmark"]) for r in sig) + "."
                 if sig else "On no benchmark does training representation significantly predict the delta (Spearman p ≥ 0.05 or undefined).") + "\n")
 
     def sec_comparison(self) -> None:
         cmp_ = self.s.get("comparison", {})
         pub = cmp_.get("published", {})
-        cols = ["aime24", "aime25", "ifeval", "humaneval_plus"]
+        # The run's benchmarks, then any other registry benchmark the published table has scores for.
+        published_keys = {b for p in pub.get("models", []) for b, v in (p.get("scores") or {}).items() if v is not None}
+        cols = [b for b in registry().keys() if b in self.B or b in published_keys]
         protocols = ", ".join(sorted(set(cmp_.get("protocols", {}).values())))
         rows = [[f"**{m} (this run)**", "—"] + [pct(cmp_.get("ours", {}).get(m, {}).get(b)) for b in cols] + [f"this run ({protocols})"]
                 for m in (self.c, self.b)]
@@ -469,7 +531,7 @@ class Report:
             rows.append([p["name"], p.get("params") or "—"] + ["—" if sc.get(b) is None else f"{sc[b]:.1f}%" for b in cols] + [p.get("source", "—")])
         self.w(f"Published scores from `{public_path(pub.get('path'))}`" + (f" ({pub['note']})" if pub.get("note") else "")
                + ". They use other prompts, decoding and metric variants: context, not a controlled comparison.\n")
-        self.w(table(["Model", "Params", "AIME 2024", "AIME 2025", "IFEval", "HumanEval+", "Source"], rows))
+        self.w(table(["Model", "Params", *[label(b) for b in cols], "Source"], rows))
 
     def sec_conclusions(self) -> None:
         self.w("### 12.1 What the data show\n")
@@ -488,24 +550,24 @@ class Report:
         for bench, b in self.B.items():
             p = b.get("paired")
             if p:
-                rows.append([LABELS.get(bench, bench), f"{pp(p['delta_pp'])}, {self.direction(bench)} ({p['effect']} effect)"])
+                rows.append([label(bench), f"{pp(p['delta_pp'])}, {self.direction(bench)} ({p['effect']} effect)"])
         self.w(table(["Dimension", "Effect"], rows))
         self.w("### 12.3 Caveats\n")
         for c in self.s.get("validity", {}).get("protocol_comparison", []):
             if c.get("change") and c["change"] != "no change":
-                self.w(f"- {LABELS.get(c['benchmark'], c['benchmark'])}: {c['change']} (primary protocol: {c['primary']}).")
+                self.w(f"- {label(c['benchmark'])}: {c['change']} (primary protocol: {c['primary']}).")
         v = self.s["validity"]
         for r in v["per_model_benchmark"]:
             if r["missing"] or r["errors"]:
-                self.w(f"- {r['model']} / {LABELS.get(r['benchmark'], r['benchmark'])}: INCOMPLETE, {r['missing']} item x repeat "
+                self.w(f"- {r['model']} / {label(r['benchmark'])}: INCOMPLETE, {r['missing']} item x repeat "
                        f"left out ({r['errors']} whose generation failed); paired statistics use the complete items only.")
         for t in v.get("truncation", []):
             ex = t.get("excluding_truncated")
             tail = (f"; without the {ex['items_excluded']} truncated item(s) the difference is {pp(ex['delta_pp'])} "
                     f"(n = {ex['n']}, p = {pval(ex['p_value'])})") if ex else ""
-            self.w(f"- {LABELS.get(t['benchmark'], t['benchmark'])}: more than {pct(t['threshold'], 0)} of the answers of "
+            self.w(f"- {label(t['benchmark'])}: more than {pct(t['threshold'], 0)} of the answers of "
                    f"{', '.join(t['models_over_threshold'])} hit the token budget (finish_reason=length){tail}.")
-        unknown = [f"{r['model']} / {LABELS.get(r['benchmark'], r['benchmark'])}" for r in v["per_model_benchmark"]
+        unknown = [f"{r['model']} / {label(r['benchmark'])}" for r in v["per_model_benchmark"]
                    if r["n"] and not r.get("finish_reason_known")]
         if unknown:
             self.w(f"- Truncation is unknown for {', '.join(unknown)}: these samples carry no finish_reason "
@@ -514,15 +576,15 @@ class Report:
             self.w(f"- Input: {w}")
         for bench, n in self.notes.items():
             if n.get("item_mismatch"):
-                self.w(f"- {LABELS.get(bench, bench)}: {n['item_mismatch']}.")
+                self.w(f"- {label(bench)}: {n['item_mismatch']}.")
             if n.get("unpaired"):
-                self.w(f"- {LABELS.get(bench, bench)}: {n['unpaired']}.")
+                self.w(f"- {label(bench)}: {n['unpaired']}.")
         self.w("")
 
     def sec_validity(self) -> None:
         v = self.s.get("validity", {})
         self.w("### A.1 What was scored\n")
-        rows = [[r["model"], LABELS.get(r["benchmark"], r["benchmark"]), "yes" if r["imported"] else "no", r["n"], r["errors"], r["missing"],
+        rows = [[r["model"], label(r["benchmark"]), "yes" if r["imported"] else "no", r["n"], r["errors"], r["missing"],
                  pct(r.get("share_scored_with_reasoning")), pct(r.get("share_unclosed_reasoning")),
                  pct(r.get("share_finish_length")) if r.get("finish_reason_known") else "unknown", pct(r.get("share_empty_answer"))]
                 for r in v["per_model_benchmark"]]
@@ -531,14 +593,14 @@ class Report:
         for t in v.get("truncation", []):
             ex = t.get("excluding_truncated")
             if ex:
-                self.w(f"- {LABELS.get(t['benchmark'], t['benchmark'])} without truncated items: {pp(ex['delta_pp'])} "
+                self.w(f"- {label(t['benchmark'])} without truncated items: {pp(ex['delta_pp'])} "
                        f"(n = {ex['n']}, {ex['items_excluded']} excluded, p = {pval(ex['p_value'])}, {ex['test']}).")
         self.w("### A.2 Every headline number under both protocols\n")
         rows = []
         for c in v.get("protocol_comparison", []):
             a, r = c.get("as_recorded", {}), c.get("reasoning_stripped", {})
             acc = lambda d, m: pct((d.get("accuracy") or {}).get(m))  # noqa: E731
-            rows.append([LABELS.get(c["benchmark"], c["benchmark"]), c["primary"], f"{acc(a, self.c)} / {acc(a, self.b)}",
+            rows.append([label(c["benchmark"]), c["primary"], f"{acc(a, self.c)} / {acc(a, self.b)}",
                          f"{pp(a.get('delta_pp'))} (p = {pval(a.get('p_value'))})",
                          f"{acc(r, self.c)} / {acc(r, self.b)}", f"{pp(r.get('delta_pp'))} (p = {pval(r.get('p_value'))})", c.get("change", "")])
         self.w(table(["Benchmark", "Primary", f"as recorded {self.c} / {self.b}", "Δ as recorded", f"stripped {self.c} / {self.b}", "Δ stripped",
@@ -548,7 +610,7 @@ class Report:
             self.w("### A.3 Re-scoring of imported results\n")
             for r in res:
                 info = r["rescored"]
-                line = f"- {r['model']} / {LABELS.get(r['benchmark'], r['benchmark'])}: `{info['scorer']}` on {info['rule']}"
+                line = f"- {r['model']} / {label(r['benchmark'])}: `{info['scorer']}` on {info['rule']}"
                 if "range_over_random_draws" in info:
                     lo, hi = info["range_over_random_draws"]
                     line += (f"; {len(info['random_dependent_items'])} prompt(s) score differently under other random draws of lm-eval's IFEval checkers "
@@ -566,10 +628,11 @@ class Report:
         prov = self.s.get("provenance")
         sb = prov.get("sandbox") if isinstance(prov, dict) else None
         if not isinstance(sb, dict) or "passed" not in sb:
-            if "humaneval_plus" in self.s.get("benchmarks", {}):
+            code = [b for b in self.s.get("benchmarks", {}) if registry().section_of(b) == "code"]
+            if code:
                 self.w("### Sandbox for generated code\n")
                 self.w("No probe recorded for this run (no `sandbox` in manifest.json): "
-                       "how isolated the generated HumanEval+ code was is unknown.\n")
+                       f"how isolated the generated {' and '.join(label(b) for b in code)} code was is unknown.\n")
             return
         import re
 

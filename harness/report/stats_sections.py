@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.figures import LABELS
+from harness.benchmarks import registry
+from harness.report.figures import label
 
 
 def _h():  # render's formatting helpers (imported late: render imports this module)
@@ -28,7 +29,7 @@ def methods_text(s: dict[str, Any]) -> str:
     mde = st.get("mde") or {}
     rt = st.get("repeats_test") or {}
     return (f"Multiplicity: Holm's step-down adjustment over the {len(fam)} non-pooled benchmarks of the comparison "
-            f"({', '.join(LABELS.get(b, b) for b in fam) or 'none'}); stars and the words significant / improved / degraded "
+            f"({', '.join(label(b) for b in fam) or 'none'}); stars and the words significant / improved / degraded "
             "follow the adjusted p (the raw p is shown beside it); the pooled AIME row is derived from its years, not a member. "
             f"The interval on each paired difference is a {boot.get('method', 'paired bootstrap')} "
             f"({boot.get('resamples', '—'):,} resamples, seed {boot.get('seed', '—')}; {boot.get('unit', 'items')}). "
@@ -47,7 +48,7 @@ def paired_beyond(s: dict[str, Any]) -> str:
         if not p:
             continue
         need = p.get("items_needed")
-        rows.append([LABELS.get(bench, bench), p.get("n", b["n"]), r.pp(p.get("delta_pp")), _ci(p.get("delta_ci95")), p.get("test") or "—",
+        rows.append([label(bench), p.get("n", b["n"]), r.pp(p.get("delta_pp")), _ci(p.get("delta_ci95")), p.get("test") or "—",
                      r.pval(p.get("p_value")), r.pval(p.get("p_holm")) if p.get("p_holm") is not None else "not in family",
                      s.get("benchmark_notes", {}).get(bench, {}).get("stars", "n/a"),
                      "—" if p.get("mde_pp") is None else f"{p['mde_pp']:.1f} pp",
@@ -58,7 +59,7 @@ def paired_beyond(s: dict[str, Any]) -> str:
     out = ["### 4.4 Paired differences: interval, multiplicity and power\n",
            r.table(["Benchmark", "n", "Δ", "95% CI of Δ (paired bootstrap)", "Test", "p", "p (Holm)", "Sig (Holm)",
                     "MDE (80% power)", "Items to detect observed Δ"], rows),
-           f"Holm family ({len(fam)} tests): {', '.join(LABELS.get(x, x) for x in fam)}. The pooled AIME row is derived from "
+           f"Holm family ({len(fam)} tests): {', '.join(label(x) for x in fam)}. The pooled AIME row is derived from "
            "its years and is not a member; its stars follow its raw p.\n"]
     return "\n".join(out) + "\n" + detectable(s)
 
@@ -70,9 +71,9 @@ def detectable(s: dict[str, Any]) -> str:
     sents = []
     for bench, b in s["benchmarks"].items():
         p = b.get("paired")
-        if not p or bench == "aime_combined":
+        if not p or registry().group(bench):
             continue
-        name = LABELS.get(bench, bench)
+        name = label(bench)
         unit = "items" if p.get("test", "").startswith("mcnemar") else "items (per-item mean over the samples)"
         if p.get("mde_pp") is None:
             sents.append(f"On {name}, {p.get('mde_reason', 'the power is undefined')}.")
@@ -104,7 +105,7 @@ def repeats_section(s: dict[str, Any]) -> str:
     out = ["### 4.6 Repeats: several samples per item\n"]
     for bench, e in benches:
         rs = e["repeats"]
-        name = LABELS.get(bench, bench)
+        name = label(bench)
         rows = []
         for m, v in rs["models"].items():
             maj = v.get("maj_at_k") or {}
@@ -141,10 +142,10 @@ def repeats_section(s: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def ifeval_instruction(s: dict[str, Any]) -> str:
-    """6.5: instruction-level accuracy with SEs clustered by prompt."""
+def ifeval_instruction(s: dict[str, Any], bench: str, number: str = "6.5") -> str:
+    """6.5: instruction-level accuracy with SEs clustered by prompt (`bench`: an instruction-following benchmark)."""
     r = _h()
-    il = (s["benchmarks"].get("ifeval") or {}).get("instruction_level")
+    il = (s["benchmarks"].get(bench) or {}).get("instruction_level")
     if not il:
         return ""
     rows = []
@@ -152,7 +153,7 @@ def ifeval_instruction(s: dict[str, Any]) -> str:
         rows.append([m, v["n"], v["clusters"], r.pct(v["mean"]), "—" if v["se_naive"] is None else f"{100 * v['se_naive']:.2f} pp",
                      "—" if v["se_clustered"] is None else f"{100 * v['se_clustered']:.2f} pp", v.get("design_effect", "—"),
                      "—" if not v.get("ci95") else f"[{r.pct(v['ci95'][0])}, {r.pct(v['ci95'][1])}]"])
-    out = ["### 6.5 Instruction-level accuracy with prompt-clustered standard errors\n",
+    out = [f"### {number} Instruction-level accuracy with prompt-clustered standard errors\n",
            "Instructions of one prompt share one response, so they are not independent: standard errors are clustered by prompt "
            f"({il['se']}).\n",
            r.table(["Model", "Instructions", "Prompts", "Accuracy", "SE (naive)", "SE (clustered)", "Design effect", "95% CI (clustered)"], rows)]
@@ -170,7 +171,7 @@ def cost_section(s: dict[str, Any], figures: dict[str, str]) -> str:
     if not rows_:
         return ""
     d = lambda x, f="{:,.0f}": "—" if not x else f"{f.format(x['mean'])} / {f.format(x['median'])} / {f.format(x['p90'])}"  # noqa: E731
-    rows = [[c["model"], LABELS.get(c["benchmark"], c["benchmark"]), c["generations"], r.pct(c["accuracy"]), d(c["completion_tokens"]),
+    rows = [[c["model"], label(c["benchmark"]), c["generations"], r.pct(c["accuracy"]), d(c["completion_tokens"]),
              "—" if c.get("correct_per_1k_tokens") is None else f"{c['correct_per_1k_tokens']:.3f}",
              d(c["latency_s"], "{:,.1f}s"), d(c["generation_chars"])] for c in rows_]
     out = ["### 8.5 Cost of answers\n",
@@ -220,7 +221,7 @@ def multi_scorecard(s: dict[str, Any]) -> str:
         for blk in blks:
             scores.update((blk or {}).get("scores", {}))
         first = next(b for b in blks if b)
-        rows.append([LABELS.get(bench, bench), first["metric"], first["protocol"]]
+        rows.append([label(bench), first["metric"], first["protocol"]]
                     + [r.frac(scores.get(m)) for m in models]
                     + [r.pp(((blk or {}).get("paired") or {}).get("delta_pp")) for blk in blks])
     return r.table(["Benchmark", "Metric", "Protocol", *models, *(f"Δ {c['candidate']}" for c in comps)], rows)
@@ -240,10 +241,10 @@ def pairwise_sections(s: dict[str, Any]) -> str:
         for bench, blk in comp["benchmarks"].items():
             p = blk.get("paired")
             if not p:
-                rows.append([LABELS.get(bench, bench), blk["n"], "—", "—", "—", "—", "—", "—", "—", "not paired"])
+                rows.append([label(bench), blk["n"], "—", "—", "—", "—", "—", "—", "—", "not paired"])
                 continue
             sig = "significant" if (decision_p(p) or 1) < 0.05 else "ns"
-            rows.append([LABELS.get(bench, bench), p.get("n", blk["n"]), p["both"], p["only_candidate"], p["only_baseline"],
+            rows.append([label(bench), p.get("n", blk["n"]), p["both"], p["only_candidate"], p["only_baseline"],
                          p["neither"], r.pp(p["delta_pp"]), _ci(p.get("delta_ci95")), p_text(p), sig + pooled_suffix(p)])
         out.append(f"#### {c} vs {b}\n")
         out.append(r.table(["Benchmark", "n", "Both ✅", f"Only {c} ✅", f"Only {b} ✅", "Both ❌", "Δ", "95% CI of Δ",

@@ -1,7 +1,7 @@
-"""AIME 2024/2025 and IFEval through lm-eval 0.4.13 `local-chat-completions`, via the proxy.
+"""Benchmarks whose registry runner is lm_eval, through lm-eval 0.4.13 `local-chat-completions`, via the proxy.
 
-We generate our own task YAMLs (named like the built-ins, so results keep the names `aime24`,
-`aime25`, `ifeval`) to pin the data source to a local file and to score every generation under
+We generate our own task YAMLs from the registry spec (named by the benchmark key, like lm-eval's
+built-ins where one exists) to pin the data source to a local file and to score every generation under
 both protocols from one generation: filter `as_recorded` scores the raw text as lm-eval would;
 filter `reasoning_stripped` scores the text after the last `</think>`.
 
@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from harness import SCHEMA_VERSION
+from harness.benchmarks import spec as bench_spec
 from harness.config import StudyConfig, dataset_file
 from harness.datasets import check_schema
 from harness.io import atomic_write_json, atomic_write_text, utc_now
@@ -42,38 +43,27 @@ PROTOCOL_FILTERS = """filter_list:
       - function: take_first
 """
 
-TASKS: dict[str, dict[str, Any]] = {
-    "aime24": {
-        "doc_to_text": "Question: {{Problem}}\nAnswer:",
-        "doc_to_target": "{{Answer}}",
-        "process_results": "utils.aime_process_results",
-        "metrics": [("exact_match", "mean")],
-        "version": 0.0,
-    },
-    "aime25": {
-        "doc_to_text": "Question: {{problem}}\nAnswer:",
-        "doc_to_target": "{{answer}}",
-        "process_results": "utils.aime_process_results",
-        "metrics": [("exact_match", "mean")],
-        "version": 0.0,
-    },
-    "ifeval": {
-        "doc_to_text": "prompt",
-        "doc_to_target": 0,
-        "process_results": "utils.ifeval_process_results",
-        "metrics": [("prompt_level_strict_acc", "mean"), ("inst_level_strict_acc", "utils.agg_inst_level_acc"),
-                    ("prompt_level_loose_acc", "mean"), ("inst_level_loose_acc", "utils.agg_inst_level_acc")],
-        "version": 4.0,
-    },
-}
-
 # lm-eval's `dataset_path` loader for each local file format.
 LOADERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
+def _alias(ref: str) -> str:
+    """The name a `module:function` reference gets in a task folder's utils.py."""
+    module, _, name = ref.partition(":")
+    return f"{module.replace('.', '_')}__{name}"
+
+
+def _references(bench: str) -> list[str]:
+    """Every `module:function` the benchmark's task YAML calls through `!function utils.<alias>`."""
+    task = bench_spec(bench).task()
+    refs = [task.process_results] + ([task.process_docs] if task.process_docs else [])
+    refs += [agg for _, agg in task.metrics if ":" in agg]
+    return list(dict.fromkeys(refs))
+
+
 def task_yaml(cfg: StudyConfig, bench: str) -> str:
-    """The lm-eval task definition for one benchmark, pinned to its local data file."""
-    spec, task = cfg.benchmarks[bench], TASKS[bench]
+    """The lm-eval task definition for one benchmark (its registry spec), pinned to its local data file."""
+    spec, task = cfg.benchmarks[bench], bench_spec(bench).task()
     data = dataset_file(cfg, bench)
     gen: dict[str, Any] = {
         # No stop strings: AIME's built-in "Question:" stop can fire inside a reasoning block.
@@ -82,32 +72,47 @@ def task_yaml(cfg: StudyConfig, bench: str) -> str:
         "max_gen_toks": spec.max_tokens,
         **{k: v for k, v in cfg.sampling.request_fields().items() if k != "seed"},  # seed: model_args
     }
-    body = {
+    body: dict[str, Any] = {
         "task": bench,
         "dataset_path": LOADERS[data.suffix],
         "dataset_kwargs": {"data_files": {"train": str(data)}},
         "output_type": "generate_until",
         "test_split": "train",
-        "doc_to_text": task["doc_to_text"],
-        "doc_to_target": task["doc_to_target"],
+        "doc_to_text": task.doc_to_text,
+        "doc_to_target": task.doc_to_target,
+    }
+    if task.doc_to_choice is not None:
+        body["doc_to_choice"] = task.doc_to_choice
+    body.update({
         "generation_kwargs": gen,
         "num_fewshot": 0,
         "repeats": 1,
-        "metadata": {"version": task["version"], "harness_dataset": str(data)},
-    }
+        "metadata": {"version": task.version, "harness_dataset": str(data)},
+    })
+    functions = [f"process_results: !function utils.{_alias(task.process_results)}"]
+    if task.process_docs:
+        functions.append(f"process_docs: !function utils.{_alias(task.process_docs)}")
     metrics = ["metric_list:"]
-    for name, agg in task["metrics"]:
-        agg_text = f"!function {agg}" if agg.startswith("utils.") else agg
+    for name, agg in task.metrics:
+        agg_text = f"!function utils.{_alias(agg)}" if ":" in agg else agg
         metrics += [f"  - metric: {name}", f"    aggregation: {agg_text}", "    higher_is_better: true"]
-    return (yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
-            + f"process_results: !function {task['process_results']}\n"
+    return (yaml.safe_dump(body, sort_keys=False, allow_unicode=True) + "\n".join(functions) + "\n"
             + "\n".join(metrics) + "\n" + PROTOCOL_FILTERS)
+
+
+def task_utils(bench: str) -> str:
+    """The task folder's utils.py: the reasoning filter, and the spec's functions under their aliases."""
+    lines = ["from harness.runners.lm_eval_tasks import strip_think  # noqa: F401"]
+    for ref in _references(bench):
+        module, _, name = ref.partition(":")
+        lines.append(f"from {module} import {name} as {_alias(ref)}  # noqa: F401")
+    return "\n".join(lines) + "\n"
 
 
 def write_task_dir(cfg: StudyConfig, bench: str, root: Path) -> Path:
     task_dir = root / bench
     atomic_write_text(task_dir / f"{bench}.yaml", task_yaml(cfg, bench))
-    atomic_write_text(task_dir / "utils.py", "from harness.runners.lm_eval_tasks import *  # noqa: F401,F403\n")
+    atomic_write_text(task_dir / "utils.py", task_utils(bench))
     return task_dir
 
 
@@ -178,7 +183,7 @@ def run_lm_eval_benchmark(cfg: StudyConfig, model: str, bench: str, proxy_url: s
     n_items = check_schema(bench, dataset_file(cfg, bench))
     task_dir = write_task_dir(cfg, bench, run_dir / "tasks")
     # IFEval's checkers need nltk punkt_tab; without it lm-eval crashes after every generation is done.
-    sentence_data = ensure_sentence_data() if bench == "ifeval" else None
+    sentence_data = ensure_sentence_data() if bench_spec(bench).needs_sentence_data else None
     env = lm_eval_env(cfg, sentence_data["root"] if sentence_data else None)
     finished = completed_seeds(out_dir)
     files = []
