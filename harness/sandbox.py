@@ -129,10 +129,15 @@ def evaluate_argv(
     min_time_limit: float | None = None,
     gt_time_limit_factor: float | None = None,
     python: str | None = None,
+    dataset: str | None = None,
 ) -> list[str]:
-    """argv of the evalplus evaluation itself; paths are relative to the work dir (the cwd)."""
+    """argv of the evalplus evaluation itself; paths are relative to the work dir (the cwd).
+
+    `dataset`: evalplus' dataset name (humaneval | mbpp); None leaves the wrapper's default (humaneval)."""
     argv = [python or sys.executable, "-m", "harness.runners.evalplus_eval",
             "--dataset-file", dataset_file, "--samples", samples, "--cache-dir", cache_dir]
+    if dataset is not None:
+        argv += ["--dataset", dataset]
     if parallel is not None:
         argv += ["--parallel", str(parallel)]
     if min_time_limit is not None:

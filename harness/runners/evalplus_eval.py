@@ -1,14 +1,20 @@
 """evalplus 0.3.1 `evaluate`, made fit for unattended runs (notes/evalplus.md §3-§5, §8).
 
-    python -m harness.runners.evalplus_eval --dataset-file F --samples S [--parallel N]
-        [--min-time-limit 4] [--gt-time-limit-factor 4] [--cache-dir D]
+    python -m harness.runners.evalplus_eval --dataset-file F --samples S [--dataset humaneval|mbpp]
+        [--parallel N] [--min-time-limit 4] [--gt-time-limit-factor 4] [--cache-dir D]
 
 What this wrapper changes, and why:
 - `find_zero` (HumanEval/32) always fails in 0.3.1: its special oracle `continue`s before recording
   the input as passed. We patch `evalplus.eval.unsafe_execute` from its own source, inserting the
   two missing statements; the patch asserts the exact line pair occurs once and fails loudly
   otherwise (a different evalplus must not be silently mis-patched). Forked children inherit it.
-- Dataset: `HUMANEVAL_OVERRIDE_PATH` is read at import, so it is set before `evalplus.data` loads.
+- Dataset: evalplus' dataset name (`--dataset`: humaneval = HumanEval+, mbpp = MBPP+; a benchmark
+  spec's `evalplus.dataset`) picks its override variable, `HUMANEVAL_OVERRIDE_PATH` or
+  `MBPP_OVERRIDE_PATH` (evalplus/data/humaneval.py, mbpp.py). Both are read at import, so the one we
+  need is set before `evalplus.data` loads; the other is removed. With the override, 0.3.1 never
+  downloads and ignores `version`/`mini`/`noextreme`. For mbpp, evalplus itself turns the JSON inputs
+  back into tuples/sets/complex for the task ids listed in `mbpp_deserialize_inputs` (by the number
+  in the task id) and applies its MBPP special oracles (by entry point).
   The ground-truth cache goes under `--cache-dir` (XDG_CACHE_HOME), a dir we own.
 - Never `input()`: a stale `<samples>_eval_results.json` would be silently reused, and
   `--i-just-wanna-run` prompts on a TTY; we delete the stale file and never pass that flag.
@@ -41,6 +47,10 @@ if TYPE_CHECKING:
     from harness.sandbox import SandboxLimits
 
 FIND_ZERO_LINE = "assert abs(_poly(*inp, out)) <= atol"
+# evalplus 0.3.1's dataset names (`evalplus.evaluate --dataset`) and the variable each reads at import
+# for a local dataset file instead of its download.
+OVERRIDE_ENV = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
+DEFAULT_DATASET = "humaneval"
 # Per-input time limit floor: master's 4 s, not 0.3.1's 1 s (spurious timeouts on slow/shared CPUs).
 # Override for a slow machine with HARNESS_EVALPLUS_MIN_TIME_LIMIT / _GT_TIME_LIMIT_FACTOR.
 DEFAULT_MIN_TIME_LIMIT = float(os.environ.get("HARNESS_EVALPLUS_MIN_TIME_LIMIT", "4.0"))
@@ -176,7 +186,9 @@ def _usable_cores() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.runners.evalplus_eval", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset-file", required=True, help="HumanEval+ .jsonl or .jsonl.gz")
+    p.add_argument("--dataset-file", required=True, help="HumanEval+ or MBPP+ .jsonl or .jsonl.gz")
+    p.add_argument("--dataset", choices=sorted(OVERRIDE_ENV), default=DEFAULT_DATASET,
+                   help="evalplus dataset name the file is for (default: %(default)s)")
     p.add_argument("--samples", required=True, help="samples .jsonl ({task_id, solution}); results go next to it")
     p.add_argument("--parallel", type=int, default=None, help="worker processes (capped at usable cores)")
     p.add_argument("--min-time-limit", type=float, default=DEFAULT_MIN_TIME_LIMIT)
@@ -198,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else samples.parent / ".evalplus-cache"
     cache.mkdir(parents=True, exist_ok=True)
     # Both are read when evalplus.data is imported: set them first.
-    os.environ["HUMANEVAL_OVERRIDE_PATH"] = str(dataset)
+    for var in OVERRIDE_ENV.values():
+        os.environ.pop(var, None)
+    os.environ[OVERRIDE_ENV[args.dataset]] = str(dataset)
     os.environ["XDG_CACHE_HOME"] = str(cache)
     if os.environ.pop("EVALPLUS_TIMEOUT_PER_TASK", None) is not None:
         print("warning: EVALPLUS_TIMEOUT_PER_TASK removed (evalplus 0.3.1 crashes and hangs on it)", file=sys.stderr)
@@ -216,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from evalplus.evaluate import evaluate
 
-    evaluate(dataset="humaneval", samples=str(samples), parallel=parallel,
+    evaluate(dataset=args.dataset, samples=str(samples), parallel=parallel,
              min_time_limit=args.min_time_limit, gt_time_limit_factor=args.gt_time_limit_factor,
              test_details=args.test_details)
     if not stale.is_file():
@@ -233,6 +247,7 @@ def evaluate_in_sandbox(
     samples: Path,
     dataset_file: Path,
     *,
+    dataset: str = DEFAULT_DATASET,
     limits: SandboxLimits | None = None,
     parallel: int | None = None,
     min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
@@ -241,6 +256,8 @@ def evaluate_in_sandbox(
     allow_unisolated: bool = False,
 ) -> dict:
     """Host side: evaluate `samples` in the sandbox; evalplus' results file lands next to `samples`.
+
+    `dataset` is evalplus' name for what `dataset_file` holds (a benchmark spec's `evalplus.dataset`).
 
     The sandbox gets a private work dir holding copies of the dataset and the samples (owned by the
     sandbox uid: the only place it can write); its results file is copied back atomically. A stale
@@ -253,6 +270,8 @@ def evaluate_in_sandbox(
     from harness.io import atomic_write_text
     from harness.sandbox import SandboxLimits, evaluate_argv, run_in_sandbox
 
+    if dataset not in OVERRIDE_ENV:
+        raise ValueError(f"unknown evalplus dataset {dataset!r} (one of {', '.join(sorted(OVERRIDE_ENV))})")
     limits = limits or SandboxLimits()
     samples = Path(samples).resolve()
     target = results_path(samples)
@@ -263,7 +282,7 @@ def evaluate_in_sandbox(
         shutil.copyfile(dataset_file, work / ds_name)
         shutil.copyfile(samples, work / "samples.jsonl")
         (work / "cache").mkdir()
-        inner = evaluate_argv(dataset_file=ds_name, samples="samples.jsonl", cache_dir="cache",
+        inner = evaluate_argv(dataset_file=ds_name, samples="samples.jsonl", cache_dir="cache", dataset=dataset,
                               parallel=parallel, min_time_limit=min_time_limit,
                               gt_time_limit_factor=gt_time_limit_factor)
         # Native namespaces or the compose `sandbox` container ($HARNESS_SANDBOX_SPOOL): one

@@ -1,4 +1,11 @@
-"""HumanEval+ runner: our own concurrent chat client, then evalplus 0.3.1 scoring in the sandbox.
+"""evalplus runner (HumanEval+, MBPP+): our own concurrent chat client, then evalplus 0.3.1 scoring
+in the sandbox.
+
+It serves every benchmark whose registry spec (harness/benchmarks) has `runner: evalplus`: the spec's
+`evalplus.dataset` is evalplus' dataset name (humaneval | mbpp; it picks the dataset override and the
+special oracles in scoring), `dataset.required_fields` the fields every row must have. Both datasets
+share evalplus' codegen path: the prompt is the task's `prompt` field (for MBPP+ a docstring with the
+task and one example assert), sanitized on the task's `entry_point`.
 
 Why not `evalplus.codegen`: 0.3.1's openai backend caps generations at 768 tokens, retries forever,
 sends one request at a time and cannot handle `<think>` (notes/evalplus.md §1.4, §9). So we send
@@ -6,7 +13,7 @@ the same prompt evalplus 0.3.1 sends (its system message, `instruction_prefix` a
 with the configured token budget and sampling, through the proxy, and use evalplus only to
 sanitize and to score.
 
-Files in out_dir (= results/<run>/raw/<model>/humaneval_plus/):
+Files in out_dir (= results/<run>/raw/<model>/<benchmark>/):
 - generations.jsonl: one `harness.records.Generation` per request outcome (append + fsync). Resume key
   (task_id, repeat): a record without error is final and never requested again; a record with an
   error is not a sample: it is never scored, and the next run requests exactly those items again.
@@ -30,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import SCHEMA_VERSION
+from harness.benchmarks import BenchmarkSpec, registry
 from harness.config import StudyConfig, dataset_file
 from harness.datasets import load_rows
 from harness.estimators import pass_at_k
@@ -40,9 +48,12 @@ from harness.records import error_info
 
 log = logging.getLogger(__name__)
 
-BENCH = "humaneval_plus"
+RUNNER = "evalplus"  # the registry runner kind this module serves
+# What this module itself reads from a row (a spec's required_fields add what its scoring needs).
+TASK_FIELDS = ("task_id", "prompt", "entry_point")
 PROTOCOLS = ("as_recorded", "reasoning_stripped")
-# evalplus 0.3.1: gen/util/openai_request.py (system) and codegen.py (instruction_prefix).
+# evalplus 0.3.1: gen/util/openai_request.py (system) and codegen.py (instruction_prefix; the same for
+# humaneval and mbpp, it differs only for evalperf).
 SYSTEM_MESSAGE = "You are a helpful assistant good at coding."
 INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem "
                       "in a markdown code block:")
@@ -75,16 +86,50 @@ class HTTPStatusError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------------------
-# Dataset and request
+# Benchmark, dataset and request
 
 
-def load_tasks(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """HumanEval+ rows from .jsonl or .jsonl.gz, in file order; the first `limit` when set."""
+def evalplus_spec(bench: str) -> BenchmarkSpec:
+    """The registry spec of an evalplus benchmark; ValueError for any other runner."""
+    spec = registry()[bench]
+    if spec.runner != RUNNER or spec.evalplus is None:
+        raise ValueError(f"benchmark {bench!r} has runner {spec.runner!r}, not {RUNNER!r}")
+    return spec
+
+
+def evalplus_dataset(bench: str) -> str:
+    """evalplus' dataset name for a benchmark (its spec's `evalplus.dataset`: humaneval | mbpp)."""
+    block = evalplus_spec(bench).evalplus
+    if block is None:  # pragma: no cover - evalplus_spec refuses it
+        raise ValueError(f"benchmark {bench!r} has no evalplus block")
+    return block.dataset
+
+
+def default_bench(cfg: StudyConfig) -> str:
+    """The one configured benchmark with runner evalplus (callers that name none)."""
+    reg = registry()
+    keys = [b for b in cfg.benchmarks if b in reg and reg[b].runner == RUNNER]
+    if len(keys) != 1:
+        raise ValueError(f"name the benchmark: {len(keys)} configured benchmarks have runner {RUNNER!r} "
+                         f"({', '.join(keys) or 'none'})")
+    return keys[0]
+
+
+def load_tasks(path: Path, limit: int | None = None, bench: str | None = None) -> list[dict[str, Any]]:
+    """evalplus task rows from .jsonl or .jsonl.gz, in file order; the first `limit` when set.
+
+    Every row must have the fields this runner reads and, with `bench`, the spec's required fields."""
+    required = set(TASK_FIELDS)
+    label = "evalplus (HumanEval+/MBPP+)"
+    if bench is not None:
+        spec = evalplus_spec(bench)
+        required |= set(spec.dataset.required_fields)
+        label = spec.label
     rows = load_rows(path)
     for row in rows:
-        missing = {"task_id", "prompt", "entry_point"} - set(row)
+        missing = required - set(row)
         if missing:
-            raise ValueError(f"{path}: {row.get('task_id', '?')}: not HumanEval+ schema, missing {sorted(missing)}")
+            raise ValueError(f"{path}: {row.get('task_id', '?')}: not {label} schema, missing {sorted(missing)}")
     return rows[:limit] if limit else rows
 
 
@@ -95,11 +140,11 @@ def build_messages(prompt: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": user}]
 
 
-def build_body(cfg: StudyConfig, model: str, prompt: str, seed: int) -> dict[str, Any]:
+def build_body(cfg: StudyConfig, model: str, prompt: str, seed: int, bench: str) -> dict[str, Any]:
     return {
         "model": model,
         "messages": build_messages(prompt),
-        "max_tokens": cfg.benchmarks[BENCH].max_tokens,
+        "max_tokens": cfg.benchmarks[bench].max_tokens,
         "stream": False,
         **cfg.sampling.request_fields(seed),
     }
@@ -146,12 +191,12 @@ def _terminate_torn_line(path: Path) -> None:
 
 
 async def _generate(cfg: StudyConfig, model: str, proxy_url: str, jobs: list[dict[str, Any]],
-                    records_path: Path, on_record: Callable[[dict[str, Any]], None]) -> None:
+                    records_path: Path, on_record: Callable[[dict[str, Any]], None], bench: str) -> None:
     import aiohttp
 
     url = f"{proxy_url.rstrip('/')}/{model}/v1/chat/completions"
     health_url = f"{proxy_url.rstrip('/')}/{model}/health"  # llama-server's /health, through the proxy
-    headers = {"X-Harness-Benchmark": BENCH, "Content-Type": "application/json"}
+    headers = {"X-Harness-Benchmark": bench, "Content-Type": "application/json"}
     attempts = cfg.request.max_retries
     timeout = aiohttp.ClientTimeout(total=cfg.request.timeout_s)
     sem = asyncio.Semaphore(cfg.concurrency(model))  # slots x replicas
@@ -298,17 +343,20 @@ def score_results(results_file: Path, n_repeats: int) -> dict[str, Any]:
     return out
 
 
-def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
+def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path, bench: str | None = None,
                   on_progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Generate (resumable), sanitize and score HumanEval+ for one model; returns a small summary."""
+    """Generate (resumable), sanitize and score one evalplus benchmark (`bench`, a registry key with
+    runner evalplus; default: the one such benchmark configured) for one model; returns a small summary."""
     from harness.runners.evalplus_eval import evaluate_in_sandbox
 
+    bench = bench or default_bench(cfg)
+    ep_dataset = evalplus_dataset(bench)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = cfg.benchmarks[BENCH]
-    ds_path = dataset_file(cfg, BENCH)
-    tasks = load_tasks(ds_path, spec.limit)
-    seeds = cfg.repeat_seeds(model, BENCH)
+    spec = cfg.benchmarks[bench]
+    ds_path = dataset_file(cfg, bench)
+    tasks = load_tasks(ds_path, spec.limit, bench=bench)
+    seeds = cfg.repeat_seeds(model, bench)
     records_path = out_dir / "generations.jsonl"
     _terminate_torn_line(records_path)
     done = _completed(records_path)
@@ -316,7 +364,7 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
     jobs = []
     for task in tasks:
         for r, seed in enumerate(seeds):
-            body = build_body(cfg, model, task["prompt"], seed)
+            body = build_body(cfg, model, task["prompt"], seed, bench)
             prev = done.get((task["task_id"], r))
             if prev is not None and prev.get("request_hash") == request_hash(body):
                 continue
@@ -336,8 +384,8 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
             on_progress(state["done"], total, state["tokens"])
 
     if jobs:
-        log.info("%s/%s: %d of %d generations to request", model, BENCH, len(jobs), total)
-        asyncio.run(_generate(cfg, model, proxy_url, jobs, records_path, on_record))
+        log.info("%s/%s: %d of %d generations to request", model, bench, len(jobs), total)
+        asyncio.run(_generate(cfg, model, proxy_url, jobs, records_path, on_record, bench))
 
     final = {k: v for k, v in _completed(records_path).items() if k in wanted}
     # Error records (all attempts failed) are kept in the file; the latest per key tells which.
@@ -379,7 +427,8 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
     for protocol in PROTOCOLS:
         samples = out_dir / f"samples_{protocol}.jsonl"
         counts = write_samples(tasks, len(seeds), final, protocol, samples)
-        info = evaluate_in_sandbox(samples, subset or ds_path, allow_unisolated=cfg.sandbox.allow_unisolated)
+        info = evaluate_in_sandbox(samples, subset or ds_path, dataset=ep_dataset,
+                                   allow_unisolated=cfg.sandbox.allow_unisolated)
         scores = score_results(Path(info["results"]), len(seeds))
         protocols[protocol] = {"samples": samples.name, "results": Path(info["results"]).name,
                                **counts, **scores, "sandbox": info["isolation"],
@@ -391,7 +440,7 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
 
     summary = {
         "schema_version": SCHEMA_VERSION,
-        "benchmark": BENCH,
+        "benchmark": bench,
         "model": model,
         "finished": utc_now(),
         "items": len(tasks),
@@ -401,13 +450,13 @@ def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path,
         "samples_per_item": len(seeds),
         "seeds": seeds,
         "max_tokens": spec.max_tokens,
-        "tool": {"evalplus": _evalplus_version(), "find_zero_fix": True,
+        "tool": {"evalplus": _evalplus_version(), "evalplus_dataset": ep_dataset, "find_zero_fix": True,
                  "max_sanitize_lines": MAX_SANITIZE_LINES},
         "counts": gen_counts,
         "protocols": protocols,
     }
     atomic_write_json(out_dir / "done.json", summary)
-    return {"model": model, "benchmark": BENCH, "n_tasks": len(tasks), "samples_per_item": len(seeds),
+    return {"model": model, "benchmark": bench, "n_tasks": len(tasks), "samples_per_item": len(seeds),
             "counts": gen_counts,
             "pass@1": {p: protocols[p]["plus_pass@1"] for p in PROTOCOLS},
             "base_pass@1": {p: protocols[p]["base_pass@1"] for p in PROTOCOLS}}
