@@ -75,6 +75,10 @@ def fetch_into(art: Artifact, staging: Path, ctx: SourceContext) -> Staged:
 
 def _hf(art: Artifact, staging: Path, ctx: SourceContext) -> Staged:
     repo, repo_type = art.source["hf_repo"], art.source["repo_type"]
+    if art.kind == "dataset" and not ctx.hf_token and _gated(art.name):
+        raise FetchError(f"{art.label}: {repo} is a gated dataset: log in on huggingface.co, accept its terms on "
+                         f"https://huggingface.co/datasets/{repo}, create a read token and run `HF_TOKEN=hf_... harness "
+                         f"fetch` (the token is read from the environment only, never stored)", EXIT_BAD_INPUT)
     revision = art.requested_revision or "main"
     # token=False (not None) stops huggingface_hub from falling back to a stored token file.
     token: str | bool = ctx.hf_token or False
@@ -114,6 +118,13 @@ def _hf(art: Artifact, staging: Path, ctx: SourceContext) -> Staged:
         raise _hf_error(art, where, revision, exc, ctx.hf_token) from None
 
 
+def _gated(bench: str) -> bool:
+    from harness.benchmarks import registry
+
+    spec = registry().get(bench)
+    return spec is not None and spec.dataset.gated
+
+
 def _hf_error(art: Artifact, where: str, revision: str, exc: Exception, token: str | None) -> FetchError:
     from huggingface_hub import errors as hfe
 
@@ -122,7 +133,9 @@ def _hf_error(art: Artifact, where: str, revision: str, exc: Exception, token: s
     if isinstance(exc, hfe.RevisionNotFoundError):
         return FetchError(f"{art.label}: revision {revision!r} does not exist in {where}")
     if isinstance(exc, hfe.GatedRepoError):
-        return FetchError(f"{art.label}: {where} is gated; accept its terms on the hub and set HF_TOKEN")
+        how = ("HF_TOKEN is set, but its account has not been granted access: accept the terms on the dataset's page "
+               "with that account" if token else "accept its terms on the hub and set HF_TOKEN")
+        return FetchError(f"{art.label}: {where} is gated; {how}")
     if isinstance(exc, hfe.RepositoryNotFoundError):
         return FetchError(f"{art.label}: {where} not found (or private: set HF_TOKEN)")
     if isinstance(exc, hfe.RemoteEntryNotFoundError):
