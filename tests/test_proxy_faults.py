@@ -280,3 +280,28 @@ def test_client_leaving_mid_stream_is_recorded(tmp_path: Path) -> None:
     assert 0 < len(rec["content"]) < len(content_for(body(1)))  # what was sent before the client left
     # a disconnected exchange is not a cached answer: the retry goes upstream and completes
     assert after.complete and after.headers.get("X-Harness-Cache") is None and after.content == content_for(body(1))
+
+
+def test_identical_requests_in_flight_go_upstream_once(tmp_path: Path) -> None:
+    """A resumed eval sends again what a killed one left in flight: the second identical request waits
+    for the first one's answer and replays it (one upstream generation), plain or streamed; a request
+    whose first copy failed still goes upstream itself."""
+    logs = tmp_path / "logs"
+    slow = {"delay_ms": 400}
+    with fake_upstream(tmp_path / "up") as up, proxy(tmp_path, {"m": up.url}, logs, "--cache-mode", "readwrite") as px:
+        async def go(sent: list[dict]) -> list[Reply]:
+            async with aiohttp.ClientSession() as s:
+                return await asyncio.gather(*(arequest(s, "POST", f"{px.url}/m/v1/chat/completions", b) for b in sent))
+
+        same = [body(1, fake=slow), body(1, fake=slow), body(2, stream=True, fake=slow), body(2, stream=True, fake=slow)]
+        replies = asyncio.run(go(same))
+        assert request("GET", f"{up.url}/stats").json["completions"] == 2
+        failing = [body(3, fake={"mode": "error500", "delay_ms": 300})] * 2
+        failed = asyncio.run(go(failing))
+        assert request("GET", f"{up.url}/stats").json["completions"] == 4
+    assert [r.status for r in replies] == [200] * 4 and [r.status for r in failed] == [502, 502]
+    assert replies[0].json["choices"] == replies[1].json["choices"] and replies[2].content == replies[3].content
+    hits = [r.headers.get("X-Harness-Cache") for r in replies]
+    assert sorted(hits, key=str) == sorted([None, "hit", None, "hit"], key=str)
+    recs, _ = records(logs, "m")
+    assert sum(r["cache_hit"] for r in recs) == 2 and len(recs) == 6

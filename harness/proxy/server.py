@@ -131,6 +131,10 @@ class Proxy:
         self.runner: web.AppRunner | None = None
         self.url: str | None = None
         self.upstream_requests = 0
+        # Cacheable requests on their way upstream, by (model, request hash): an identical request waits
+        # for the first one's answer and replays it, so a resumed eval never generates twice what a
+        # killed one left in flight.
+        self.in_flight: dict[tuple[str, str], asyncio.Event] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -226,10 +230,26 @@ class Proxy:
                 return await self._reply_error(ex, 400, "invalid_json", f"request body is not JSON: {exc}")
             ex.request_hash = request_hash(ex.body)
             ex.stream = isinstance(ex.body, dict) and ex.body.get("stream") is True
-        if ex.method == "POST" and ex.path in CACHEABLE_PATHS and ex.request_hash and self.cache.reads:
-            cached = self.cache.get(name, ex.request_hash)
+        cacheable = ex.method == "POST" and ex.path in CACHEABLE_PATHS and ex.request_hash and self.cache.reads
+        if not cacheable:
+            return await self._forward(request, ex, raw)
+        key = (name, ex.request_hash or "")
+        while True:
+            cached = self.cache.get(name, ex.request_hash or "")
             if cached is not None:
                 return await self._replay(request, ex, cached)
+            first = self.in_flight.get(key) if self.cache.writes else None
+            if first is None:
+                break
+            await first.wait()  # then the cache has its answer, unless it failed: then this one goes upstream
+        done = self.in_flight[key] = asyncio.Event()
+        try:
+            return await self._forward(request, ex, raw)
+        finally:
+            del self.in_flight[key]
+            done.set()
+
+    async def _forward(self, request: web.Request, ex: _Exchange, raw: bytes) -> web.StreamResponse:
         if ex.stream and ex.method == "POST" and ex.path in GENERATION_PATHS:
             return await self._forward_stream(request, ex, raw)
         return await self._forward_plain(request, ex, raw)
@@ -390,7 +410,15 @@ class Proxy:
                                 event, buf = _next_event(buf)
                                 if event is None:
                                     break
-                                if self._feed_event(asm, event):
+                                try:
+                                    last = self._feed_event(asm, event)
+                                except _MalformedStream:
+                                    # the good events before it go out first, as they would have from
+                                    # an earlier read: where the stream breaks must not depend on timing
+                                    if ready:
+                                        await send(b"".join(ready))
+                                    raise
+                                if last:
                                     held = event
                                 else:
                                     ready.append(event)
