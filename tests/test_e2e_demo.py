@@ -1,5 +1,5 @@
 """The demo study end to end with real parts: llama-server (CPU), SmolLM2-135M, the proxy,
-lm-eval, our HumanEval+ client + evalplus, analysis and report. Then the resume test: kill
+lm-eval, our evalplus client + evalplus (HumanEval+, MBPP+), analysis and report: six benchmarks. Then the resume test: kill
 `harness eval` mid-run, rerun it, and check nothing finished is generated again.
 """
 
@@ -16,12 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from harness.benchmarks import registry
+from harness.config import load_config
 from harness.hashing import prompt_key
 from harness.io import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo.yaml"
 pytestmark = pytest.mark.e2e
+BENCHES = list(load_config(DEMO).benchmarks)  # six: four of the reference study, MATH-500 and MBPP+
+LM_EVAL = [b for b in BENCHES if registry()[b].runner == "lm_eval"]
+EVALPLUS = [b for b in BENCHES if registry()[b].runner == "evalplus"]
 
 
 def harness(*argv: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -61,7 +66,8 @@ def test_demo_produces_report_summary_and_logs(demo_run: Path) -> None:
     assert (demo_run / "report.md").stat().st_size > 0
     summary = json.loads((demo_run / "analysis" / "summary.json").read_text())
     assert summary["candidate"] == "distilled" and summary["baseline"] == "base"
-    for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+    assert len(BENCHES) == 6 and set(BENCHES) <= set(summary["benchmarks"])
+    for bench in BENCHES:
         entry = summary["benchmarks"][bench]
         assert entry["protocol"] == "reasoning_stripped"
         assert set(entry["scores"]) == {"distilled", "base"}
@@ -77,10 +83,11 @@ def test_one_proxy_record_per_generation(demo_run: Path) -> None:
     assert not [r for r in records if r["cache_hit"]], "a fresh run must not be served from cache"
     per = Counter((r["model"], r["benchmark"]) for r in records)
     for model in ("distilled", "base"):
-        for bench in ("aime24", "aime25", "ifeval"):
+        for bench in LM_EVAL:
             assert per[(model, bench)] == fixture_items(bench), (model, bench, per)
-        he = read_jsonl(demo_run / "raw" / model / "humaneval_plus" / "generations.jsonl")[0]
-        assert per[(model, "humaneval_plus")] == len(he) > 0
+        for bench in EVALPLUS:
+            gens = read_jsonl(demo_run / "raw" / model / bench / "generations.jsonl")[0]
+            assert per[(model, bench)] == len(gens) > 0
 
 
 def test_every_scored_sample_joins_its_proxy_record(demo_run: Path) -> None:
@@ -92,22 +99,24 @@ def test_every_scored_sample_joins_its_proxy_record(demo_run: Path) -> None:
     for model in ("distilled", "base"):
         results = next((demo_run / "raw" / model / "aime24").glob("results_*.json"))
         seed = json.loads(results.read_text())["config"]["model_args"]["seed"]
-        for bench in ("aime24", "aime25", "ifeval"):
+        for bench in LM_EVAL:
             for sample in lm_eval_samples(demo_run, model, bench):
                 messages = json.loads(sample["arguments"]["gen_args_0"]["arg_0"][0])
                 assert (model, prompt_key(messages, seed)) in by_key, (model, bench, sample["doc_id"])
-        for gen in read_jsonl(demo_run / "raw" / model / "humaneval_plus" / "generations.jsonl")[0]:
-            assert gen["request_hash"] in hashes
+        for bench in EVALPLUS:
+            for gen in read_jsonl(demo_run / "raw" / model / bench / "generations.jsonl")[0]:
+                assert gen["request_hash"] in hashes
 
 
 def test_both_protocols_scored_from_one_generation(demo_run: Path) -> None:
     for model in ("distilled", "base"):
-        for bench in ("aime24", "aime25", "ifeval"):
+        for bench in LM_EVAL:
             filters = Counter(s["filter"] for s in lm_eval_samples(demo_run, model, bench))
             assert set(filters) == {"as_recorded", "reasoning_stripped"}
             assert filters["as_recorded"] == filters["reasoning_stripped"]
-        for protocol in ("as_recorded", "reasoning_stripped"):
-            assert (demo_run / "raw" / model / "humaneval_plus" / f"samples_{protocol}_eval_results.json").exists()
+        for bench in EVALPLUS:
+            for protocol in ("as_recorded", "reasoning_stripped"):
+                assert (demo_run / "raw" / model / bench / f"samples_{protocol}_eval_results.json").exists()
 
 
 def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
@@ -129,11 +138,11 @@ def test_killed_eval_resumes_without_regenerating(tmp_path: Path, smollm_gguf: P
             time.sleep(0.2)
         _kill_tree(first)
         before = generations(run)
-        total = 2 * sum(fixture_items(b) for b in ("aime24", "aime25", "ifeval", "humaneval_plus"))
+        total = 2 * sum(fixture_items(b) for b in BENCHES)
         assert 0 < len(before) < total, "kill must land mid-run"
         finished_files = {p: p.read_bytes() for p in (run / "raw").rglob("*") if p.is_file()
                           if (p.parent / "done.json").exists()}
-        he_before = {m: (run / "raw" / m / "humaneval_plus" / "generations.jsonl") for m in ("distilled", "base")}
+        he_before = {(m, b): (run / "raw" / m / b / "generations.jsonl") for m in ("distilled", "base") for b in EVALPLUS}
         he_prefix = {m: p.read_bytes() if p.exists() else b"" for m, p in he_before.items()}
 
         second = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -151,8 +160,8 @@ def test_killed_eval_resumes_without_regenerating(tmp_path: Path, smollm_gguf: P
     assert all(upstream[r["request_hash"]] == 1 for r in resumed)
     for path, content in finished_files.items():
         assert path.read_bytes() == content, f"{path} was rewritten"
-    for model, prefix in he_prefix.items():
-        assert he_before[model].read_bytes().startswith(prefix), "finished HumanEval+ generations changed"
+    for key, prefix in he_prefix.items():
+        assert he_before[key].read_bytes().startswith(prefix), f"finished {key[1]} generations changed"
     for model in ("distilled", "base"):
-        for bench in ("aime24", "aime25", "ifeval", "humaneval_plus"):
+        for bench in BENCHES:
             assert (run / "raw" / model / bench / "done.json").exists()
