@@ -28,7 +28,7 @@ class _FunctionTagLoader(yaml.SafeLoader):
 _FunctionTagLoader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
 
 
-@pytest.mark.parametrize("bench", ["aime24", "aime25", "ifeval"])
+@pytest.mark.parametrize("bench", ["aime24", "aime25", "math500", "ifeval"])
 def test_task_yaml_pins_local_data_and_both_protocols(bench: str) -> None:
     cfg = load_config(REPO / "configs" / "demo.yaml")
     task = yaml.load(task_yaml(cfg, bench), Loader=_FunctionTagLoader)  # noqa: S506 - our own text

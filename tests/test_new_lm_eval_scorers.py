@@ -102,11 +102,14 @@ def test_gpqa_order_is_fixed_per_item_and_independent_of_global_random():
     assert len({tuple(o) for o in orders}) > 1  # and not one order for all items
 
 
-def test_gpqa_order_depends_on_the_recorded_seed(monkeypatch):
+def test_gpqa_order_depends_on_the_recorded_seed():
+    from harness.benchmarks import spec
+
     rows = gpqa_rows()
-    before = [t.gpqa_choice_order(r) for r in rows]
-    monkeypatch.setattr(t, "GPQA_CHOICE_SEED", 1)
-    assert [t.gpqa_choice_order(r) for r in rows] != before
+    recorded = spec("gpqa_diamond").task().process_docs_args["seed"]  # what the run's task files record
+    before = [t.gpqa_choice_order(r, recorded) for r in rows]
+    assert before == [t.gpqa_choice_order(r) for r in rows]  # the default is the recorded seed
+    assert [t.gpqa_choice_order(r, recorded + 1) for r in rows] != before
 
 
 def test_gpqa_correct_letter_maps_to_correct_text():

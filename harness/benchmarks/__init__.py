@@ -60,6 +60,7 @@ class LmEvalTask(_Strict):
     doc_to_target: str | int
     process_results: str  # module:function, also what re-scores imported samples
     process_docs: str | None = None  # module:function over a datasets.Dataset
+    process_docs_args: dict[str, Any] = Field(default_factory=dict)  # keyword arguments (a seed), recorded in the task
     doc_to_choice: list[str] | None = None
     metrics: list[tuple[str, str]] = Field(min_length=1)  # (metric, aggregation: mean | module:function)
     version: float = 0.0

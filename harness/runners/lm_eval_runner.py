@@ -87,7 +87,8 @@ def task_yaml(cfg: StudyConfig, bench: str) -> str:
         "generation_kwargs": gen,
         "num_fewshot": 0,
         "repeats": 1,
-        "metadata": {"version": task.version, "harness_dataset": str(data)},
+        "metadata": {"version": task.version, "harness_dataset": str(data),
+                     **({"process_docs_args": task.process_docs_args} if task.process_docs_args else {})},
     })
     functions = [f"process_results: !function utils.{_alias(task.process_results)}"]
     if task.process_docs:
@@ -102,10 +103,15 @@ def task_yaml(cfg: StudyConfig, bench: str) -> str:
 
 def task_utils(bench: str) -> str:
     """The task folder's utils.py: the reasoning filter, and the spec's functions under their aliases."""
+    task = bench_spec(bench).task()
     lines = ["from harness.runners.lm_eval_tasks import strip_think  # noqa: F401"]
     for ref in _references(bench):
         module, _, name = ref.partition(":")
-        lines.append(f"from {module} import {name} as {_alias(ref)}  # noqa: F401")
+        if ref == task.process_docs and task.process_docs_args:  # bound here: lm-eval passes the dataset only
+            lines += ["import functools", f"from {module} import {name} as _{_alias(ref)}",
+                      f"{_alias(ref)} = functools.partial(_{_alias(ref)}, **{task.process_docs_args!r})"]
+        else:
+            lines.append(f"from {module} import {name} as {_alias(ref)}  # noqa: F401")
     return "\n".join(lines) + "\n"
 
 

@@ -114,14 +114,14 @@ def gpqa_choice_key(row: dict[str, Any]) -> str:
     return hashlib.sha256((question if isinstance(question, str) else "").encode("utf-8")).hexdigest()
 
 
-def gpqa_choice_order(row: dict[str, Any]) -> list[int]:
+def gpqa_choice_order(row: dict[str, Any], seed: int = GPQA_CHOICE_SEED) -> list[int]:
     """Positions A-D as indices into [Incorrect Answer 1, 2, 3, Correct Answer] (lm-eval's list)."""
     order = [0, 1, 2, 3]
-    random.Random(f"{GPQA_CHOICE_SEED}:{gpqa_choice_key(row)}").shuffle(order)  # noqa: S311 (a fixed, recorded order, not a secret)
+    random.Random(f"{seed}:{gpqa_choice_key(row)}").shuffle(order)  # noqa: S311 (a fixed, recorded order, not a secret)
     return order
 
 
-def gpqa_doc(row: dict[str, Any]) -> dict[str, Any]:
+def gpqa_doc(row: dict[str, Any], seed: int = GPQA_CHOICE_SEED) -> dict[str, Any]:
     """One raw gpqa_diamond.csv row -> the doc lm-eval's process_docs makes (row + choice1..4, choices,
     answer "(A)".."(D)"), with the choice order from gpqa_choice_order instead of the global random state.
 
@@ -131,7 +131,7 @@ def gpqa_doc(row: dict[str, Any]) -> dict[str, Any]:
 
     base = [preprocess(row["Incorrect Answer 1"]), preprocess(row["Incorrect Answer 2"]),
             preprocess(row["Incorrect Answer 3"]), preprocess(row["Correct Answer"])]
-    order = gpqa_choice_order(row)
+    order = gpqa_choice_order(row, seed)
     choices = [base[i] for i in order]
     return {
         **row,
@@ -141,10 +141,12 @@ def gpqa_doc(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def gpqa_process_docs(dataset: datasets.Dataset) -> datasets.Dataset:
-    """`process_docs` for the task YAML: gpqa_doc on every row (the fields lm-eval's process_docs adds)."""
-    # Never reuse a cached map: the order depends on GPQA_CHOICE_SEED, which the cache key might miss.
-    return dataset.map(lambda row: {k: v for k, v in gpqa_doc(row).items() if k in _GPQA_FIELDS},
+def gpqa_process_docs(dataset: datasets.Dataset, seed: int = GPQA_CHOICE_SEED) -> datasets.Dataset:
+    """`process_docs` for the task YAML: gpqa_doc on every row (the fields lm-eval's process_docs adds).
+
+    `seed` comes from the registry spec (`lm_eval.process_docs_args`), so the run's task files record it."""
+    # Never reuse a cached map: the order depends on the seed, which the cache key might miss.
+    return dataset.map(lambda row: {k: v for k, v in gpqa_doc(row, seed).items() if k in _GPQA_FIELDS},
                        load_from_cache_file=False)
 
 
