@@ -191,6 +191,14 @@ class StudyConfig(_Strict):
                 raise ValueError(f"model name {name!r} may use only letters, digits, '-' and '_'")
         return models
 
+    @field_validator("benchmark_specs")
+    @classmethod
+    def _spec_folders(cls, dirs: list[str]) -> list[str]:
+        for d in dirs:
+            if not Path(d).is_dir():
+                raise ValueError(f"benchmark spec folder not found: {d}")
+        return dirs
+
     @field_validator("benchmarks")
     @classmethod
     def _known_benchmarks(cls, benchmarks: dict[str, BenchmarkSpec]) -> dict[str, BenchmarkSpec]:
@@ -210,8 +218,8 @@ class StudyConfig(_Strict):
         if not isinstance(raw, dict):
             return raw
         dirs = raw.get("benchmark_specs") or []
-        if isinstance(dirs, list) and all(isinstance(d, str) for d in dirs):
-            registry_mod.add_spec_dirs(dirs)
+        if isinstance(dirs, list):  # a missing folder is the field's own error (_spec_folders)
+            registry_mod.add_spec_dirs(d for d in dirs if isinstance(d, str) and Path(d).is_dir())
         benches = raw.get("benchmarks")
         if not isinstance(benches, dict):
             return raw

@@ -53,6 +53,7 @@ def _bad(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
         (lambda c: c["models"]["base"].update(endpoints=["gpu-box:8080"]), "models.base.endpoints", "http://"),
         (lambda c: c["models"]["base"].update(endpoints=[]), "models.base.endpoints", "at least one URL"),
         (lambda c: c["models"]["base"].update(replica=2), "models.base.replica", "Extra inputs"),
+        (lambda c: c.update(benchmark_specs=["no/such/specs"]), "benchmark_specs", "benchmark spec folder not found"),
     ],
 )
 def test_bad_config_exits_2_naming_field(tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate, field: str,
@@ -128,3 +129,22 @@ def test_replicas_and_gpu_lists() -> None:
     args = proxy_args(cfg, listen="x:1", log_dir="l", upstreams={"distilled": ["http://a", "http://b"], "base": "http://c"})
     ups = [args[i + 1] for i, a in enumerate(args) if a == "--upstream"]
     assert ups == ["distilled=http://a", "distilled=http://b", "base=http://c"]
+
+
+def test_config_names_its_own_benchmark_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A benchmark from a spec folder the config names: known to validation, its token budget defaulted."""
+    import harness.benchmarks
+
+    monkeypatch.setattr(harness.benchmarks, "_extra_dirs", [])  # the folder is this test's own: forget it after
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = (REPO / "harness" / "benchmarks" / "aime25.yaml").read_text().replace("key: aime25", "key: aime25_copy")
+    (specs / "aime25_copy.yaml").write_text(spec.replace("label: AIME 2025", "label: AIME 2025 (copy)"))
+    raw = _demo()
+    raw["benchmark_specs"] = [str(specs)]
+    raw["benchmarks"] = {"aime25_copy": {"dataset": raw["benchmarks"]["aime25"]["dataset"]}}
+    path = tmp_path / "copy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(path)]) == 0
+    assert "aime25_copy (38912 tok x1)" in capsys.readouterr().out
