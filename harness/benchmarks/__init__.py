@@ -51,6 +51,8 @@ class Group(_Strict):
     key: str = Field(pattern=KEY_PATTERN)
     label: str
     family: str  # the name the report uses for the group ("AIME")
+    by: str = "benchmark"  # what the members are, in the report's headings ("year": "Scores by year")
+    topics: str = "category"  # what its categories are called ("math topic")
 
 
 class LmEvalTask(_Strict):
@@ -233,6 +235,11 @@ class Registry:
         if key in self._groups:
             return self._groups[key].label
         return key
+
+    def family(self, key: str) -> str:
+        """What a report calls a benchmark together with its group: the group's family ("AIME"), else its label."""
+        group = self._groups.get(key) or (self._specs[key].group if key in self._specs else None)
+        return group.family if group else self.label(key)
 
     def short(self, key: str) -> str:
         return self._specs[key].short if key in self._specs else self.label(key)

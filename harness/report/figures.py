@@ -29,8 +29,7 @@ def _category_rows(cats: dict[str, Any]) -> list[tuple[str, float]]:
         spec = reg.get(bench)
         if name != bench or (spec is not None and spec.group is not None and spec.group.key in pooled):
             continue
-        group = reg.group(bench)
-        prefix = group.family if group else reg.short(bench)
+        prefix = reg.family(bench) if reg.group(bench) else reg.short(bench)
         rows += [(f"{prefix}: {r['category']}", r["paired"]["delta_pp"]) for r in table
                  if r.get("paired") and r["paired"]["delta_pp"] is not None]
     return rows

@@ -153,7 +153,7 @@ class Report:
         for group in registry().groups():
             ac = self.B.get(group, {}).get("paired")
             if ac:
-                out.append(f"On the {self.B[group]['n']} {registry().group(group).family} problems pooled, the difference is "  # type: ignore[union-attr]
+                out.append(f"On the {self.B[group]['n']} {registry().family(group)} problems pooled, the difference is "
                            f"{pp(ac['delta_pp'])} (p = {pval(ac['p_value'])}, {self.notes[group]['stars']}).")
         gap = [g for g in self.s["reasoning_volume"]["gap"] if g["ratio_candidate_to_baseline"] is not None]
         for g in gap:
@@ -268,7 +268,7 @@ class Report:
         reg = registry()
         keys = [b for b in reg.keys() if reg[b].section == section]
         present = [b for b in keys if b in self.B] or keys
-        return list(dict.fromkeys(reg[b].group.family if reg[b].group else reg[b].label for b in present))  # type: ignore[union-attr]
+        return list(dict.fromkeys(reg.family(b) for b in present))
 
     def section_title(self, section: str) -> str:
         names = self._families(section)
@@ -299,13 +299,14 @@ class Report:
         """A group (AIME 2024 + 2025): scores by member and pooled, agreement, per-question tables, topics."""
         reg = registry()
         rows_of = [b for b in [*reg.members(group), group] if b in self.B]
-        family = reg.group(group).family  # type: ignore[union-attr]
-        self.sub("Scores by year" if family == "AIME" else f"{family}: scores by benchmark")
+        grp = reg.group(group)
+        by, topics = (grp.by, grp.topics) if grp else ("benchmark", "category")
+        self.sub(f"Scores by {by}")
         rows = [[label(b), self.B[b]["n"], frac(self.B[b]["scores"].get(self.c)), frac(self.B[b]["scores"].get(self.b)),
                  "—" if not self.B[b].get("paired") else f"{self.B[b]['paired']['only_candidate'] - self.B[b]['paired']['only_baseline']:+d} questions"]
                 for b in rows_of]
-        self.w(table(["Year" if family == "AIME" else "Benchmark", "n", self.c, self.b, "Delta"], rows))
-        self.sub("Agreement analysis" if family == "AIME" else f"{family}: agreement analysis")
+        self.w(table([by.capitalize(), "n", self.c, self.b, "Delta"], rows))
+        self.sub("Agreement analysis")
         yrs = [b for b in rows_of if self.B[b].get("paired")]
         if yrs:
             rows = [[name] + [self.B[b]["paired"][k] for b in yrs] for name, k in
@@ -314,10 +315,11 @@ class Report:
             self.w(table(["Category"] + [label(b) for b in yrs], rows))
         for b in reg.members(group):
             self._per_question(b)
-        topics = [b for b in rows_of if reg[reg.members(b)[0]].categories]
-        tables = {b: rows_ for b in topics for bb, name, rows_, _ in category_tables(self.s.get("categories", {})) if bb == b and name == b}
+        with_categories = [b for b in rows_of if reg[reg.members(b)[0]].categories]
+        tables = {b: rows_ for b in with_categories for bb, name, rows_, _ in category_tables(self.s.get("categories", {}))
+                  if bb == b and name == b}
         if tables:
-            self.sub("Accuracy by math topic" if family == "AIME" else f"{family}: accuracy by category")
+            self.sub(f"Accuracy by {topics}")
             self.w(f"Topics from keyword rules in `{public_path(self.s['categories'].get('taxonomy'))}`; a problem may carry several.\n")
             for b, rows_ in tables.items():
                 rows = [[r["category"], r["n_items"], frac(r["scores"].get(self.c)), frac(r["scores"].get(self.b)), pp((r.get("paired") or {}).get("delta_pp")),
