@@ -1,8 +1,10 @@
-"""Functions our generated lm-eval task YAMLs reference via `!function utils.<name>`.
+"""Functions the registry specs name for our generated lm-eval tasks (`module:function`), and the
+reasoning filter every task uses.
 
-Each generated task folder gets a one-line `utils.py` that star-imports this module, so the
-scorers are lm-eval's own (re-exported, not re-implemented) and the reasoning filter is the
-harness's single rule (harness.reasoning).
+Each generated task folder gets a `utils.py` importing the functions its spec names
+(harness.runners.lm_eval_runner.task_utils), so a YAML's `!function utils.<alias>` finds them.
+Scoring is lm-eval's own wherever lm-eval has it (called, not re-implemented); the reasoning filter
+is the harness's single rule (harness.reasoning).
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import functools
 import hashlib
 import random
 from typing import TYPE_CHECKING, Any
-
-# lm-eval's own scorers, so `as_recorded` equals what lm-eval's built-in tasks would record.
-from lm_eval.tasks.aime.utils import process_results as aime_process_results  # noqa: F401
 
 from harness.reasoning import strip_reasoning
 
