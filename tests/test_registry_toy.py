@@ -112,6 +112,8 @@ def test_toy_benchmark_from_import_to_report(tmp_path: Path) -> None:
     # Categories from the spec's dataset field, per-question rows from the spec's id / text / answer fields.
     levels = {r["category"]: r["n_items"] for r in summary["categories"]["toy_arith"]["table"]}
     assert levels == {"easy": 4, "hard": 4}
+    spec_inputs = [f for f in summary["inputs"]["files"] if f.get("role") == "benchmark_spec:toy_arith"]
+    assert [f["path"] for f in spec_inputs] == [str(specs / "toy_arith.yaml")]  # which spec the numbers came from
     rows = summary["per_question"]["toy_arith"]["rows"]
     assert [r["id"] for r in rows] == [r["qid"] for r in ROWS] and rows[3]["answer"] == "6"
 

@@ -114,6 +114,9 @@ def analyze(run_dir: Path, candidate: str | list[str], baseline: str, taxonomy_p
             raise UsageError(f"{training_path}: training data not found")
         training = load_examples(training_path)
         extra += [dict(e, role="training_data") for e in training[1]]
+    for bench in sorted({b for _, b in rd.benches}):  # the spec each benchmark was analysed under
+        spec_file = Path(registry()[bench].source)
+        extra.append({"path": str(spec_file), "sha256": sha256_file(spec_file), "role": f"benchmark_spec:{bench}"})
     for role, p in (("config", cfg_path), ("taxonomy", taxonomy_path), ("published_scores", published_path)):
         if p is not None and Path(p).is_file():
             extra.append({"path": str(p), "sha256": sha256_file(p), "role": role})
