@@ -42,6 +42,11 @@ FIXTURE = REPO_ROOT / "tests" / "fixtures" / "data" / "humaneval_plus.jsonl"
 ROOT = os.geteuid() == 0
 
 
+def _others_can_import(path: Path) -> bool:
+    """Whether another uid can reach the checkout (every folder above it o+x): not under `mktemp -d` (0700)."""
+    return all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents))
+
+
 @pytest.fixture()
 def run_dir() -> Path:
     """A run dir outside /tmp (which the sandbox over-mounts), so the canary is in the sandbox's sight."""
@@ -187,6 +192,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.mark.skipif(not ROOT or not Path("/usr/bin/python3").exists() or not shutil.which("setpriv"),
                     reason="the spool worker drops to uid 10001 only as root")
+@pytest.mark.skipif(not _others_can_import(REPO_ROOT), reason="another uid cannot reach this checkout (a 0700 folder above it)")
 def test_compose_path_probe_fails_without_container_and_passes_with(run_dir: Path, spool: Path) -> None:
     proc = _start_worker(spool, contained=False)
     try:
@@ -211,6 +217,7 @@ def test_compose_path_probe_fails_without_container_and_passes_with(run_dir: Pat
 
 @pytest.mark.skipif(not ROOT or not Path("/usr/bin/python3").exists() or not shutil.which("setpriv"),
                     reason="needs root to start the harness as an unprivileged user")
+@pytest.mark.skipif(not _others_can_import(REPO_ROOT), reason="another uid cannot reach this checkout (a 0700 folder above it)")
 def test_probe_passes_for_an_unprivileged_caller(run_dir: Path) -> None:
     """Not root: the sandbox is a user namespace whose uid 0 maps to the caller: not root on the host."""
     run_dir.chmod(0o777)
