@@ -20,17 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.benchmarks import spec
 from harness.io import iter_jsonl
 
 DATE_RE = re.compile(r"_(\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl?$")
-def sample_metric(bench: str) -> str:
-    """The per-sample field of lm-eval's samples that scores a document on this benchmark (its registry spec)."""
-    from harness.benchmarks import registry
-
-    spec = registry().get(bench)
-    return spec.metric_field if spec is not None else "exact_match"
-
-
 def n_samples(results: dict[str, Any], bench: str) -> int | None:
     """lm-eval's own count of the documents a results file scored (`n-samples.effective`)."""
     n = ((results.get("n-samples") or {}).get(bench) or {}).get("effective")
@@ -96,7 +89,7 @@ class SamplesDigest:
 
 
 def digest_samples(path: Path, bench: str) -> SamplesDigest:
-    metric = sample_metric(bench)
+    metric = spec(bench).metric_field  # the per-sample field that scores a document
     docs: set[Any] = set()
     values: dict[Any, float] = {}
     for rec in iter_jsonl(path):
@@ -110,7 +103,7 @@ def digest_samples(path: Path, bench: str) -> SamplesDigest:
 
 
 def _recorded(results: dict[str, Any], bench: str) -> tuple[int | None, float | None]:
-    metric = sample_metric(bench)
+    metric = spec(bench).metric_field  # the per-sample field that scores a document
     task = (results.get("results") or {}).get(bench) or {}
     val = next((task[k] for k in (f"{metric},none", f"{metric},as_recorded") if isinstance(task.get(k), (int, float))), None)
     return n_samples(results, bench), (float(val) if val is not None else None)

@@ -77,6 +77,9 @@ def forwarder(llama_server: str) -> Forwarder:
     return Forwarder(llama_server).start()
 
 
+BENCH = "humaneval_plus"
+
+
 def _cfg(max_tokens: int = 128, samples_per_item: int = 2, limit: int | None = None, slots: int = 4):
     raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     raw["server"]["slots"] = slots
@@ -105,7 +108,7 @@ def test_run_resume_and_rerun(forwarder: Forwarder, tmp_path: Path) -> None:
 
     start = len(forwarder.requests)
     with pytest.raises(Abort):
-        run_humaneval(cfg, model, forwarder.url, out, on_progress=progress_abort)
+        run_humaneval(cfg, model, forwarder.url, out, BENCH, on_progress=progress_abort)
     first_lines = (out / "generations.jsonl").read_text().splitlines()
     first = [json.loads(x) for x in first_lines]
     assert 3 <= len(first) < len(tasks) * 2
@@ -115,7 +118,7 @@ def test_run_resume_and_rerun(forwarder: Forwarder, tmp_path: Path) -> None:
     seen: list[tuple[int, int, int]] = []
     time.sleep(1.0)  # a request cut off by the abort may still reach the forwarder's log
     mid = len(forwarder.requests)
-    summary = run_humaneval(cfg, model, forwarder.url, out, on_progress=lambda d, t, k: seen.append((d, t, k)))
+    summary = run_humaneval(cfg, model, forwarder.url, out, BENCH, on_progress=lambda d, t, k: seen.append((d, t, k)))
     second = forwarder.requests[mid:]
     # What was finished is never requested again, and its records are untouched.
     from harness.runners.humaneval import build_messages
@@ -157,7 +160,7 @@ def test_run_resume_and_rerun(forwarder: Forwarder, tmp_path: Path) -> None:
     # A third run has nothing left to request and rewrites nothing it generated.
     before = len(forwarder.requests)
     samples_before = (out / "samples_as_recorded.jsonl").read_text()
-    run_humaneval(cfg, model, forwarder.url, out)
+    run_humaneval(cfg, model, forwarder.url, out, BENCH)
     assert len(forwarder.requests) == before
     assert (out / "generations.jsonl").read_text().splitlines() == lines
     assert (out / "samples_as_recorded.jsonl").read_text() == samples_before
@@ -168,7 +171,7 @@ def test_length_cutoff_and_dead_upstream(forwarder: Forwarder, tmp_path: Path) -
     records after bounded retries (no infinite loop), and the run still completes and scores."""
     cfg = _cfg(max_tokens=4, samples_per_item=1, limit=2)
     out = tmp_path / "len"
-    s = run_humaneval(cfg, "base", forwarder.url, out)
+    s = run_humaneval(cfg, "base", forwarder.url, out, BENCH)
     assert s["counts"]["finish_length"] == 2 and s["n_tasks"] == 2
     done = json.loads((out / "done.json").read_text())
     assert done["protocols"]["as_recorded"]["no_answer"] == 2
@@ -183,7 +186,7 @@ def test_length_cutoff_and_dead_upstream(forwarder: Forwarder, tmp_path: Path) -
 
     out2 = tmp_path / "dead"
     with pytest.raises(IncompleteError, match="2 of 2 generations have no final answer"):
-        run_humaneval(dead_cfg, "base", f"http://127.0.0.1:{free_port()}", out2)
+        run_humaneval(dead_cfg, "base", f"http://127.0.0.1:{free_port()}", out2, BENCH)
     recs = [json.loads(x) for x in (out2 / "generations.jsonl").read_text().splitlines()]
     assert len(recs) == 2 and all(r["attempts"] == 2 for r in recs)
     assert all(set(r["error"]) >= {"type", "message", "retriable"} and r["error"]["retriable"] for r in recs)
@@ -204,7 +207,7 @@ def test_one_failed_request_is_not_scored_and_a_rerun_completes_it(forwarder: Fo
         from harness.runners.humaneval import IncompleteError
 
         with pytest.raises(IncompleteError, match=victim["task_id"]):
-            run_humaneval(cfg, "base", forwarder.url, out)
+            run_humaneval(cfg, "base", forwarder.url, out, BENCH)
     finally:
         forwarder.fail_task_prefix = None
     assert not (out / "done.json").exists() and not list(out.glob("samples_*"))
@@ -213,7 +216,7 @@ def test_one_failed_request_is_not_scored_and_a_rerun_completes_it(forwarder: Fo
     assert [r["task_id"] for r in failed] == [victim["task_id"]] and failed[0]["error"]["type"] == "http_500"
 
     before = len(forwarder.requests)
-    summary = run_humaneval(cfg, "base", forwarder.url, out)
+    summary = run_humaneval(cfg, "base", forwarder.url, out, BENCH)
     asked = [q["body"]["messages"][1]["content"] for q in forwarder.requests[before:]]
     assert len(asked) == 1 and marker in asked[0]
     done = json.loads((out / "done.json").read_text())

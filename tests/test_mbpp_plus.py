@@ -223,6 +223,6 @@ def test_run_humaneval_runs_mbpp_plus_end_to_end(tmp_path: Path) -> None:
     assert summary["pass@1"] == {p: 1.0 for p in he.PROTOCOLS}
     done = json.loads((out / "done.json").read_text())
     assert done["benchmark"] == BENCH and done["tool"]["evalplus_dataset"] == "mbpp"
-    # Named or not (the one evalplus benchmark configured), a rerun has nothing left to request.
-    he.run_humaneval(cfg, model, server.url, out)
+    # A rerun has nothing left to request.
+    he.run_humaneval(cfg, model, server.url, out, bench=BENCH)
     assert len(server.requests) == 4

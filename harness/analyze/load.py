@@ -112,7 +112,7 @@ def _item_meta(bench: str, doc: dict[str, Any]) -> dict[str, Any]:
         meta["answer"] = None if ans is None else str(ans)
     if ds.category_field:
         meta["category"] = None if doc.get(ds.category_field) is None else str(doc.get(ds.category_field))
-    if spec(bench).scorer == "instruction_following":
+    if spec(bench).per_instruction:
         meta["instruction_id_list"] = list(doc.get("instruction_id_list") or [])
     return meta
 
@@ -149,7 +149,8 @@ def _gen_from_text(text: str) -> Gen:
 
 def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool) -> BenchData:
     bd = BenchData(model, bench, imported=imported)
-    instructions = spec(bench).scorer == "instruction_following"  # per-instruction results too
+    instructions = spec(bench).per_instruction
+    metric = spec(bench).metric_field  # the per-sample field that scores a document
     # Recognised and paired by content, exactly as `harness import` checked them (harness.lm_eval_files).
     sample_files = sorted(f for f in bdir.glob("*.jsonl") if lm_eval_files.is_samples_file(f))
     results_files: dict[Path, dict[str, Any]] = {}
@@ -208,7 +209,6 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
             docs.setdefault(item, doc)
             if item not in rd.items.setdefault(bench, {}):
                 rd.items[bench][item] = _item_meta(bench, doc) | {"doc_id": rec.get("doc_id")}
-            metric = lm_eval_files.sample_metric(bench)
             if metric not in rec:
                 bd.warnings.append(f"{f.name}: doc {item} has no {metric}")
                 continue
@@ -251,11 +251,11 @@ def load_lm_eval(rd: RunData, model: str, bench: str, bdir: Path, imported: bool
 
 def _recorded_result(bench: str, rec: dict[str, Any]) -> dict[str, Any] | None:
     """lm-eval's recorded per-doc metrics in `scoring.kept_result` form; None when incomplete."""
-    metric = lm_eval_files.sample_metric(bench)
+    metric = spec(bench).metric_field
     if metric not in rec:
         return None
     out: dict[str, Any] = {metric: _truthy(rec[metric])}
-    if spec(bench).scorer == "instruction_following":
+    if spec(bench).per_instruction:
         inst = as_obj(rec.get("inst_level_strict_acc"))
         if not isinstance(inst, list) or not inst:
             return None
@@ -283,8 +283,8 @@ class _RescorePlan:
     def complete(self, computed: dict[RescoreKey, dict[str, Any]]) -> None:
         """Fill the reasoning_stripped outcomes once every score is known (`computed`: this run's)."""
         bd = self.bd
-        ifeval = spec(bd.bench).scorer == "instruction_following"
-        metric = lm_eval_files.sample_metric(bd.bench)
+        ifeval = spec(bd.bench).per_instruction
+        metric = spec(bd.bench).metric_field
         fresh = sum(k not in self.scores for k in set(self.keys.values()))
         log.info("%s/%s reasoning_stripped: %d texts, %d unchanged (lm-eval's metric reused); %d scores from "
                  "the re-score cache, %d computed", bd.model, bd.bench, len(self.texts), len(self.recorded),
@@ -341,7 +341,7 @@ def _rescore(rd: RunData, bd: BenchData, docs: dict[str, dict[str, Any]], raw_te
     from harness.analyze.rescore_cache import RescoreCache, doc_sha, text_sha
     from harness.reasoning import strip_reasoning
 
-    ifeval = spec(bd.bench).scorer == "instruction_following"
+    ifeval = spec(bd.bench).per_instruction
     task = spec(bd.bench).lm_eval
     info: dict[str, Any] = {"scorer": (task.process_results if task else "?").replace(":", "."),
                             "rule": "harness.reasoning.strip_reasoning (text after the last </think>; unclosed -> '')"}

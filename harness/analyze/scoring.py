@@ -111,13 +111,9 @@ def _process_results(bench: str) -> Any:
     return resolve(task.process_results)
 
 
-def _follows_instructions(bench: str) -> bool:
-    return spec(bench).scorer == "instruction_following"
-
-
 def score_text(bench: str, doc: dict[str, Any], text: str) -> dict[str, Any]:
     """lm-eval's per-doc metrics for `text` (the scored response) on `doc`."""
-    if _follows_instructions(bench):
+    if spec(bench).per_instruction:
         return dict(_ifeval_process_results()(doc, [text]))
     return dict(_process_results(bench)(doc, [text]))
 
@@ -224,9 +220,9 @@ def scorer_version(bench: str) -> str:
     parts = [f"bench={bench}", f"lm_eval={_version('lm_eval')}",
              "scoring=" + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]
     task = spec(bench).lm_eval
-    if task is not None and not _follows_instructions(bench):
+    if task is not None and not spec(bench).per_instruction:
         parts.append(f"process_results={task.process_results}")
-    if _follows_instructions(bench):
+    if spec(bench).per_instruction:
         sd = ensure_sentence_data()
         parts += [f"langdetect={_version('langdetect')}", f"nltk={_version('nltk')}",
                   f"sentence_data={sd.get('source')}:{sd.get('sha256', '')}"]
@@ -235,7 +231,7 @@ def scorer_version(bench: str) -> str:
 
 def kept_result(bench: str, res: dict[str, Any]) -> dict[str, Any]:
     """The per-doc metrics analysis reads, as plain JSON values (what the cache stores)."""
-    if _follows_instructions(bench):
+    if spec(bench).per_instruction:
         return {"prompt_level_strict_acc": bool(res["prompt_level_strict_acc"]),
                 "inst_level_strict_acc": [bool(x) for x in res["inst_level_strict_acc"]]}
     metric = spec(bench).metric_field
@@ -244,7 +240,7 @@ def kept_result(bench: str, res: dict[str, Any]) -> dict[str, Any]:
 
 def score_job(job: Job) -> dict[str, Any]:
     bench, doc, text, variant = job
-    res = score_ifeval(doc, text, variant) if _follows_instructions(bench) else score_text(bench, doc, text)
+    res = score_ifeval(doc, text, variant) if spec(bench).per_instruction else score_text(bench, doc, text)
     return kept_result(bench, res)
 
 
@@ -255,7 +251,7 @@ def _score_chunk(jobs: list[Job]) -> list[dict[str, Any]]:
 def _warm(benches: set[str]) -> None:
     """Import the scorers (and load langdetect's profiles) once, before workers start or fork."""
     for bench in benches:
-        if _follows_instructions(bench):
+        if spec(bench).per_instruction:
             _ifeval_process_results()
             from langdetect.detector_factory import init_factory
 

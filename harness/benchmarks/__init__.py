@@ -132,6 +132,17 @@ class BenchmarkSpec(_Strict):
         """The per-sample field lm-eval writes for the primary metric."""
         return self.sample_metric or self.primary_metric
 
+    @property
+    def per_instruction(self) -> bool:
+        """Scored per instruction as well as per prompt (IFEval's checks): instruction-level results, seeded re-scores."""
+        return self.scorer == "instruction_following"
+
+    def evalplus_run(self) -> Evalplus:
+        """The evalplus block; an error for a benchmark that is not run through evalplus."""
+        if self.evalplus is None:
+            raise RegistryError(f"{self.key} is not an evalplus benchmark (runner {self.runner})")
+        return self.evalplus
+
     def task(self) -> LmEvalTask:
         """The lm-eval task block; an error for a benchmark that is not run by lm-eval."""
         if self.lm_eval is None:
@@ -186,6 +197,8 @@ class Registry:
             if groups.setdefault(s.group.key, s.group) != s.group:
                 raise RegistryError(f"{s.source}: group {s.group.key!r} is described differently elsewhere")
         self._groups = groups
+        # Group key -> its members in registry order (the registry never changes once built).
+        self._members = {g: [k for k, s in self._specs.items() if s.group and s.group.key == g] for g in groups}
 
     def __contains__(self, key: object) -> bool:
         return key in self._specs
@@ -211,21 +224,21 @@ class Registry:
 
     def groups(self) -> dict[str, list[str]]:
         """Group key -> its member benchmarks, in registry order."""
-        return {g: [k for k, s in self._specs.items() if s.group and s.group.key == g] for g in self._groups}
+        return {g: list(m) for g, m in self._members.items()}
 
     def group(self, key: str) -> Group | None:
         return self._groups.get(key)
 
     def members(self, key: str) -> list[str]:
         """The benchmarks a key stands for: a group's members, else the benchmark itself."""
-        return self.groups().get(key, [key])
+        return list(self._members.get(key, [key]))
 
     def analysis_order(self) -> list[str]:
         """Benchmarks and groups in report order: each group right after its last member."""
         out: list[str] = []
         for k, s in self._specs.items():
             out.append(k)
-            if s.group and k == self.groups()[s.group.key][-1]:
+            if s.group and k == self._members[s.group.key][-1]:
                 out.append(s.group.key)
         return out
 

@@ -92,27 +92,14 @@ class HTTPStatusError(RuntimeError):
 def evalplus_spec(bench: str) -> BenchmarkSpec:
     """The registry spec of an evalplus benchmark; ValueError for any other runner."""
     spec = registry()[bench]
-    if spec.runner != RUNNER or spec.evalplus is None:
+    if spec.runner != RUNNER:
         raise ValueError(f"benchmark {bench!r} has runner {spec.runner!r}, not {RUNNER!r}")
     return spec
 
 
 def evalplus_dataset(bench: str) -> str:
     """evalplus' dataset name for a benchmark (its spec's `evalplus.dataset`: humaneval | mbpp)."""
-    block = evalplus_spec(bench).evalplus
-    if block is None:  # pragma: no cover - evalplus_spec refuses it
-        raise ValueError(f"benchmark {bench!r} has no evalplus block")
-    return block.dataset
-
-
-def default_bench(cfg: StudyConfig) -> str:
-    """The one configured benchmark with runner evalplus (callers that name none)."""
-    reg = registry()
-    keys = [b for b in cfg.benchmarks if b in reg and reg[b].runner == RUNNER]
-    if len(keys) != 1:
-        raise ValueError(f"name the benchmark: {len(keys)} configured benchmarks have runner {RUNNER!r} "
-                         f"({', '.join(keys) or 'none'})")
-    return keys[0]
+    return evalplus_spec(bench).evalplus_run().dataset
 
 
 def load_tasks(path: Path, limit: int | None = None, bench: str | None = None) -> list[dict[str, Any]]:
@@ -343,13 +330,12 @@ def score_results(results_file: Path, n_repeats: int) -> dict[str, Any]:
     return out
 
 
-def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path, bench: str | None = None,
+def run_humaneval(cfg: StudyConfig, model: str, proxy_url: str, out_dir: Path, bench: str,
                   on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Generate (resumable), sanitize and score one evalplus benchmark (`bench`, a registry key with
-    runner evalplus; default: the one such benchmark configured) for one model; returns a small summary."""
+    runner evalplus) for one model; returns a small summary."""
     from harness.runners.evalplus_eval import evaluate_in_sandbox
 
-    bench = bench or default_bench(cfg)
     ep_dataset = evalplus_dataset(bench)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
