@@ -8,11 +8,15 @@ family prefix, the grouping the IFEval paper itself uses.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from harness.benchmarks import Categories
 
 
 def _compile(keywords: list[str]) -> re.Pattern[str] | None:
@@ -59,10 +63,13 @@ class Taxonomy:
     path: str | None
     sections: dict[str, Any]
     training: RuleSet
+    _compiled: dict[str, RuleSet] = field(default_factory=dict, repr=False)  # section -> its item rules
 
     def rules(self, section: str) -> RuleSet:
-        """Labels for items (with the section's `other_label` for an item that matches none)."""
-        return _ruleset(self.sections.get(section))
+        """Labels for items (with the section's `other_label` for an item that matches none); compiled once."""
+        if section not in self._compiled:
+            self._compiled[section] = _ruleset(self.sections.get(section))
+        return self._compiled[section]
 
     def training_rules(self, section: str) -> RuleSet:
         """Labels for training prompts: the section's `training_keywords`, else its label keywords."""
@@ -72,6 +79,18 @@ class Taxonomy:
     @staticmethod
     def instruction_category(instruction_id: str) -> str:
         return instruction_id.split(":", 1)[0]
+
+    def item_categories(self, cats: Categories | None, text: str, instruction_ids: Iterable[Any],
+                        field_value: Any) -> list[str]:
+        """An item's categories under its benchmark's registry `categories`: instruction families, the
+        dataset field's value, or the taxonomy section's labels of its text."""
+        if cats is None:
+            return []
+        if cats.instructions:
+            return sorted({self.instruction_category(str(i)) for i in instruction_ids})
+        if cats.field:
+            return [str(field_value)] if field_value not in (None, "") else []
+        return self.rules(cats.taxonomy or "").label(text)
 
 
 def load_taxonomy(path: str | Path | None) -> Taxonomy:

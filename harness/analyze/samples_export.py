@@ -57,7 +57,7 @@ def _raw_text(rec: dict[str, Any]) -> str:
 
 def _gold(bench: str, doc: dict[str, Any], target: Any) -> str | None:
     """What a correct answer is, for the reader: the answer field, lm-eval's target, or IFEval's instructions."""
-    if spec(bench).scorer == "instruction_following":
+    if spec(bench).per_instruction:
         ids = list(doc.get("instruction_id_list") or [])
         kwargs = as_obj(doc.get("kwargs")) or []
         lines = []
@@ -76,13 +76,8 @@ def _gold(bench: str, doc: dict[str, Any], target: Any) -> str | None:
 def _categories(bench: str, tax: Taxonomy, prompt: str, doc: dict[str, Any]) -> list[str]:
     """The item's categories from the benchmark's registry `categories` (as summary.categories has them)."""
     cats = spec(bench).categories
-    if cats is None:
-        return []
-    if cats.instructions:
-        return sorted({Taxonomy.instruction_category(str(i)) for i in doc.get("instruction_id_list") or []})
-    if cats.field:
-        return [str(doc[cats.field])] if doc.get(cats.field) is not None else []
-    return tax.rules(cats.taxonomy or "").label(prompt)
+    return tax.item_categories(cats, prompt, doc.get("instruction_id_list") or [],
+                               doc.get(cats.field) if cats and cats.field else None)
 
 
 def _text_fields(raw: str) -> dict[str, Any]:

