@@ -7,14 +7,14 @@ resume test can prove that finished generations are never requested again.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from aiohttp import ClientSession, web
+from chat_server import ThreadedChatServer
 
 from harness.config import parse_config
 from harness.hashing import prompt_key, request_hash
@@ -24,52 +24,21 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "data" / "humaneval_plus.jsonl"
 
 
-class Forwarder:
-    """aiohttp app on a thread: POST /{model}/v1/chat/completions -> upstream /v1/chat/completions."""
+class Forwarder(ThreadedChatServer):
+    """POST /{model}/v1/chat/completions -> upstream /v1/chat/completions."""
 
     def __init__(self, upstream: str) -> None:
+        super().__init__()
         self.upstream = upstream
-        self.requests: list[dict] = []
         self.fail_task_prefix: str | None = None  # requests whose prompt holds this text get HTTP 500
-        self.url = ""
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        from aiohttp import ClientSession, web
-
-        async def handle(request: web.Request) -> web.Response:
-            body = await request.json()
-            self.requests.append({"model": request.match_info["model"], "body": body,
-                                  "benchmark": request.headers.get("X-Harness-Benchmark")})
-            if self.fail_task_prefix and self.fail_task_prefix in json.dumps(body["messages"]):
-                return web.Response(status=500, text='{"error": {"message": "injected failure"}}',
-                                    content_type="application/json")
-            async with ClientSession() as s:
-                async with s.post(f"{self.upstream}/v1/chat/completions", json=body) as r:
-                    return web.Response(status=r.status, body=await r.read(), content_type="application/json")
-
-        async def main() -> None:
-            app = web.Application()
-            app.router.add_post("/{model}/v1/chat/completions", handle)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            self.url = f"http://127.0.0.1:{port}"
-            self._ready.set()
-            while True:
-                await asyncio.sleep(3600)
-
-        self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(main())
-
-    def start(self) -> Forwarder:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
+    async def reply(self, body: dict) -> web.Response:
+        if self.fail_task_prefix and self.fail_task_prefix in json.dumps(body["messages"]):
+            return web.Response(status=500, text='{"error": {"message": "injected failure"}}',
+                                content_type="application/json")
+        async with ClientSession() as s:
+            async with s.post(f"{self.upstream}/v1/chat/completions", json=body) as r:
+                return web.Response(status=r.status, body=await r.read(), content_type="application/json")
 
 
 @pytest.fixture(scope="module")

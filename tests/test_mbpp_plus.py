@@ -7,14 +7,14 @@ task's canonical solution.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from aiohttp import web
+from chat_server import ThreadedChatServer
 
 from harness.benchmarks import registry, spec
 from harness.datasets import check_schema
@@ -165,43 +165,19 @@ def test_wrong_solutions_fail_and_mbpp_semantics_apply(tmp_path: Path) -> None:
 # The runner end to end (a canned chat server instead of a model)
 
 
-class CannedChat:
+class CannedChat(ThreadedChatServer):
     """POST /{model}/v1/chat/completions -> the canonical solution of the task in the prompt."""
 
     def __init__(self, rows: list[dict]) -> None:
+        super().__init__()
         self.rows = rows
-        self.requests: list[dict] = []
-        self.url = ""
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        assert self._ready.wait(10)
 
-    def _run(self) -> None:
-        from aiohttp import web
-
-        async def handle(request: web.Request) -> web.Response:
-            body = await request.json()
-            self.requests.append({"model": request.match_info["model"], "body": body,
-                                  "benchmark": request.headers.get("X-Harness-Benchmark")})
-            user = body["messages"][-1]["content"]
-            row = next(r for r in self.rows if r["prompt"].strip() in user)
-            return web.json_response({"choices": [{"message": {"content": _answer(_canonical(row), think=True)},
-                                                   "finish_reason": "stop"}],
-                                      "usage": {"completion_tokens": 7}})
-
-        async def main() -> None:
-            app = web.Application()
-            app.router.add_post("/{model}/v1/chat/completions", handle)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-            self._ready.set()
-            while True:
-                await asyncio.sleep(3600)
-
-        asyncio.new_event_loop().run_until_complete(main())
+    async def reply(self, body: dict) -> web.Response:
+        user = body["messages"][-1]["content"]
+        row = next(r for r in self.rows if r["prompt"].strip() in user)
+        return web.json_response({"choices": [{"message": {"content": _answer(_canonical(row), think=True)},
+                                               "finish_reason": "stop"}],
+                                  "usage": {"completion_tokens": 7}})
 
 
 def test_run_humaneval_runs_mbpp_plus_end_to_end(tmp_path: Path) -> None:
@@ -212,7 +188,7 @@ def test_run_humaneval_runs_mbpp_plus_end_to_end(tmp_path: Path) -> None:
     raw.pop("training_data", None)
     cfg = parse_config(raw, "test")
     model = next(iter(cfg.models))
-    server = CannedChat(_rows())
+    server = CannedChat(_rows()).start()
     out = tmp_path / "raw" / model / BENCH
     summary = he.run_humaneval(cfg, model, server.url, out, bench=BENCH)
 
